@@ -1,0 +1,36 @@
+"""The model catalog: named model specs and resolving ``module.Class`` specs.
+
+A user names models as ``random_forest``, ``random_forest:n_estimators=50`` or
+``sklearn.ensemble.AdaBoostClassifier:n_estimators=200``; :func:`resolve_model`
+checks the name, the parameters and their values up front and returns a
+:class:`ModelSpec`, plain data that builds a fresh estimator anywhere. Nothing here
+trains a model.
+"""
+
+from __future__ import annotations
+
+from fleetlearn.catalog._entries import (
+    CLASSIFICATION_DEFAULTS,
+    REGRESSION_DEFAULTS,
+    catalog_entries,
+)
+from fleetlearn.catalog._label_encoded import LabelEncodedClassifier
+from fleetlearn.catalog._resolve import (
+    default_models,
+    parse_params,
+    resolve_model,
+    resolve_model_dict,
+)
+from fleetlearn.catalog._spec import ModelSpec
+
+__all__ = [
+    "CLASSIFICATION_DEFAULTS",
+    "REGRESSION_DEFAULTS",
+    "LabelEncodedClassifier",
+    "ModelSpec",
+    "catalog_entries",
+    "default_models",
+    "parse_params",
+    "resolve_model",
+    "resolve_model_dict",
+]

@@ -1,0 +1,73 @@
+"""The ``fleetlearn`` command line: one module per verb group.
+
+``main(argv)`` returns an exit code instead of exiting, so tests call it with a
+list. Every :class:`~fleetlearn.errors.FleetlearnError` becomes one line on stderr
+and exit code 2.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+import typer
+
+from fleetlearn import __version__
+from fleetlearn.cli import catalog, models, runs, train
+from fleetlearn.errors import FleetlearnError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="fleetlearn",
+    help="Train, compare, register and serve many models in parallel on Ray.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("train")(train.train_command)
+app.command("demo")(train.demo_command)
+app.command("catalog")(catalog.catalog_command)
+app.add_typer(runs.app, name="runs")
+app.add_typer(models.app, name="models")
+
+
+@app.command("version")
+def version() -> None:
+    """Print the fleetlearn version."""
+    print(__version__)
+
+
+def _interrupted(exc: BaseException) -> int:
+    print(interrupted_message(exc), file=sys.stderr)
+    return 130
+
+
+def interrupted_message(exc: BaseException) -> str:
+    """'interrupted', with the resume command when a run was going."""
+    run_id = getattr(exc, "run_id", None) or getattr(exc.__cause__, "run_id", None)
+    hint = f"; resume with: fleetlearn train --resume {run_id}" if run_id else ""
+    return f"interrupted{hint}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI and return its exit code."""
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(args=argv, prog_name="fleetlearn", standalone_mode=False)
+    except FleetlearnError as exc:
+        message = " ".join(str(exc).split())
+        print(f"error: {message}", file=sys.stderr)
+        return 2
+    except (KeyboardInterrupt, click.exceptions.Abort) as exc:
+        return _interrupted(exc)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    return result if isinstance(result, int) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

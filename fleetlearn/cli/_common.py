@@ -1,0 +1,55 @@
+"""What every CLI verb shares: consoles, tables, JSON output, option types."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def print_json(data: Any) -> None:
+    """Print JSON for scripts (no colours, no wrapping)."""
+    print(json.dumps(data, indent=2, default=str))
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        if math.isnan(value):
+            return ""
+        if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e5):
+            return f"{value:.3g}"
+        return f"{value:.4f}"
+    return str(value)
+
+
+def frame_table(frame: pd.DataFrame, title: str | None = None,
+                columns: list[str] | None = None) -> Table:
+    """A Rich table of a DataFrame, numbers right-aligned."""
+    columns = [c for c in (columns or list(frame.columns)) if c in frame.columns]
+    table = Table(title=title, header_style="bold")
+    for col in columns:
+        numeric = pd.api.types.is_numeric_dtype(frame[col])
+        table.add_column(col, justify="right" if numeric else "left")
+    for _, row in frame.iterrows():
+        table.add_row(*(_fmt(row[c]) for c in columns))
+    return table
+
+
+def rows_table(rows: list[dict[str, Any]], title: str | None = None) -> Table:
+    table = Table(title=title, header_style="bold")
+    if not rows:
+        return table
+    for key in rows[0]:
+        table.add_column(str(key))
+    for row in rows:
+        table.add_row(*(_fmt(v) for v in row.values()))
+    return table

@@ -1,0 +1,76 @@
+"""The live progress display of a training run (Rich)."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from fleetlearn.training import ProgressEvent
+
+
+class RunProgress:
+    """Bars for the whole run and for each dataset, with the best score so far.
+
+    Use as a context manager and pass :meth:`update` as ``on_progress``.
+    """
+
+    def __init__(self, console: Console) -> None:
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("units"),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[best]}"),
+            console=console,
+            transient=False,
+        )
+        self.overall: TaskID | None = None
+        self.datasets: dict[str, TaskID] = {}
+        self.failures = 0
+
+    def __enter__(self) -> RunProgress:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def update(self, event: ProgressEvent) -> None:
+        if self.overall is None:
+            self.overall = self.progress.add_task(
+                f"run {event.run_id}", total=event.total, completed=event.done, best=""
+            )
+            for name, total in event.dataset_total.items():
+                self.datasets[name] = self.progress.add_task(
+                    f"  {name}", total=total, completed=event.dataset_done.get(name, 0), best=""
+                )
+            if event.resumed:
+                self.progress.console.print(
+                    f"resuming run {event.run_id}: {event.resumed} of {event.total} units "
+                    "already done"
+                )
+        if event.status == "failed" and event.unit is not None:
+            self.failures += 1
+            self.progress.console.print(
+                f"[yellow]failed[/] {event.unit.dataset}/{event.unit.model}/{event.unit.unit}: "
+                f"{(event.error or '').splitlines()[0][:160]}"
+            )
+        failures = f"  [red]{self.failures} failed[/]" if self.failures else ""
+        self.progress.update(self.overall, completed=event.done, best=failures)
+        for name, task_id in self.datasets.items():
+            best = event.best.get(name)
+            label = ""
+            if best:
+                label = f"best {best[0]} {event.metrics[name]}={best[1]:.4f}"
+            self.progress.update(task_id, completed=event.dataset_done.get(name, 0), best=label)

@@ -1,0 +1,228 @@
+"""``fleetlearn train`` and ``fleetlearn demo``."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from fleetlearn.cli._common import console, err_console, print_json
+from fleetlearn.errors import ConfigError
+
+
+def parse_targets(values: list[str] | None) -> str | dict[str, str] | None:
+    """``["label"]`` -> ``"label"``; ``["a.csv=label", "b.parquet=y"]`` -> a mapping."""
+    if not values:
+        return None
+    plain = [v for v in values if "=" not in v]
+    mapped = dict(v.split("=", 1) for v in values if "=" in v)
+    if len(plain) > 1:
+        raise ConfigError(
+            f"Several plain --target values ({', '.join(plain)}): give one name for all tables, "
+            "or FILE=COLUMN for each."
+        )
+    if plain and not mapped:
+        return plain[0]
+    if plain:
+        mapped["*"] = plain[0]
+    return mapped
+
+
+def train_command(
+    data: Annotated[list[Path] | None, typer.Argument(
+        help="CSV/Parquet files or folders of Parquet shards.", show_default=False)] = None,
+    target: Annotated[list[str] | None, typer.Option(
+        "--target", "-t", help="Target column, for all tables or as FILE=COLUMN (repeatable).")
+    ] = None,
+    task: Annotated[str | None, typer.Option(
+        help="classification or regression (detected from the target by default).")] = None,
+    model: Annotated[list[str] | None, typer.Option(
+        "--model", "-m", help="Model: short name, name:param=value,..., or a dotted path "
+        "(repeatable). The task's default set when omitted. See 'fleetlearn catalog'.")] = None,
+    folds: Annotated[int, typer.Option(help="Cross-validation folds.")] = 5,
+    test_size: Annotated[float, typer.Option(help="Held-out test fraction.")] = 0.2,
+    metric: Annotated[str | None, typer.Option(
+        help="Primary metric ranking the leaderboard (accuracy / r2 by default).")] = None,
+    seed: Annotated[int, typer.Option(help="Run seed: same seed, same scores.")] = 0,
+    schedule: Annotated[str, typer.Option(
+        help="concurrent: all datasets share the cluster; sequential: one after another.")
+    ] = "concurrent",
+    curves: Annotated[bool, typer.Option(
+        help="Record learning curves for models without per-iteration metrics.")] = True,
+    name: Annotated[str | None, typer.Option(help="A name for the run.")] = None,
+    config: Annotated[Path | None, typer.Option(
+        "--config", "-c", help="Run file (YAML or TOML) listing datasets, models, options.")
+    ] = None,
+    registry: Annotated[str | None, typer.Option(
+        help="Registry URL (SQLAlchemy); $FLEETLEARN_REGISTRY_URL or the home's SQLite.")
+    ] = None,
+    address: Annotated[str | None, typer.Option(
+        help="Ray cluster HOST:PORT; $RAY_ADDRESS or embedded local Ray.")] = None,
+    resume: Annotated[str | None, typer.Option(
+        help="Resume an interrupted run by id: train only what is missing.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Train models on one or more tables in parallel on Ray, register them, rank them."""
+    from fleetlearn.training import RunConfig, dataset_configs, load_run_file
+
+    run_config: RunConfig | None = None
+    if resume is None:
+        if config is not None:
+            if data:
+                raise ConfigError("Give datasets either as arguments or in --config, not both.")
+            run_config = load_run_file(config)
+        else:
+            if not data:
+                raise ConfigError(
+                    "No dataset given: fleetlearn train DATA.csv --target COLUMN "
+                    "(or --config run.yaml, or --resume RUN_ID)."
+                )
+            run_config = RunConfig(
+                datasets=dataset_configs([str(p) for p in data], parse_targets(target), task),
+                models=list(model) if model else None,
+                folds=folds, test_size=test_size, metric=metric, seed=seed, schedule=schedule,
+                curves=curves, name=name,
+            )
+    elif data or config:
+        raise ConfigError("--resume takes the run's stored datasets; give no DATA or --config.")
+    if json_out:
+        # Ray may print cluster events (a lost node...) to stdout; keep stdout pure JSON.
+        with contextlib.redirect_stdout(sys.stderr):
+            result = run_training(run_config, registry=registry, address=address,
+                                  resume=resume, quiet=True)
+        print_json(result.to_dict())
+        return
+    result = run_training(run_config, registry=registry, address=address, resume=resume,
+                          quiet=quiet)
+    show_result(result)
+
+
+def run_training(config: Any, *, registry: str | None, address: str | None,
+                 resume: str | None, quiet: bool) -> Any:
+    try:
+        return _run_training(config, registry=registry, address=address, resume=resume,
+                             quiet=quiet)
+    except KeyboardInterrupt as exc:
+        # Typer would turn this into a bare exit 130; say which run stopped and how to go on.
+        from fleetlearn.cli import interrupted_message
+
+        err_console.print(interrupted_message(exc))
+        raise typer.Exit(130) from exc
+
+
+def _run_training(config: Any, *, registry: str | None, address: str | None,
+                  resume: str | None, quiet: bool) -> Any:
+    from fleetlearn.cli._progress import RunProgress
+    from fleetlearn.training import train_run
+
+    if quiet:
+        return train_run(config, registry=registry, address=address, resume=resume)
+    with console.status("starting Ray and loading data..."):
+        # The status spinner stops at the first progress event.
+        holder: dict[str, Any] = {}
+
+        def first(event: Any) -> None:
+            if "progress" not in holder:
+                console.print(f"run [bold]{event.run_id}[/]: {event.total} units "
+                              f"({len(event.dataset_total)} dataset(s))")
+                holder["progress"] = RunProgress(console).__enter__()
+            holder["progress"].update(event)
+
+        try:
+            return train_run(config, registry=registry, address=address, resume=resume,
+                             on_progress=first)
+        finally:
+            if "progress" in holder:
+                holder["progress"].__exit__(None, None, None)
+
+
+def leaderboard_tables(board: Any) -> list[Any]:
+    """One compact Rich table per dataset (fits an 80-column terminal)."""
+    import math
+
+    from rich import box
+    from rich.table import Table
+
+    def num(value: Any, digits: int = 4) -> str:
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return ""
+        return f"{value:.{digits}f}"
+
+    tables = []
+    for dataset, part in board.groupby("dataset", sort=False):
+        metric = part["metric"].iloc[0]
+        folds = int(part["folds"].max())
+        table = Table(title=f"{dataset}: {metric}, {folds}-fold CV and held-out test",
+                      header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
+        table.add_column("#", justify="right")
+        table.add_column("model", no_wrap=True)
+        table.add_column("cv mean ± sd", justify="right", no_wrap=True)
+        table.add_column("test", justify="right")
+        table.add_column("fit s", justify="right")
+        table.add_column("ms/row", justify="right")
+        table.add_column("status", no_wrap=True)
+        for _, row in part.iterrows():
+            rank = "" if math.isnan(row["rank"]) else str(int(row["rank"]))
+            cv = num(row["cv_mean"])
+            if cv and not math.isnan(row["cv_std"]):
+                cv += f" ± {row['cv_std']:.3f}"
+            status = str(row["status"])
+            if status != "failed" and int(row["folds"]) < folds:
+                status += f" ({int(row['folds'])}/{folds} folds)"
+            table.add_row(rank, str(row["model"]), cv, num(row["test"]),
+                          num(row.get("fit_time_s"), 2), num(row.get("predict_ms_per_row"), 3),
+                          status)
+        tables.append(table)
+    return tables
+
+
+def show_result(result: Any) -> None:
+    for warning in result.warnings:
+        err_console.print(f"[yellow]note:[/] {warning}")
+    for table in leaderboard_tables(result.leaderboard):
+        console.print(table)
+    if result.failed:
+        err_console.print(f"[yellow]{len(result.failed)} unit(s) failed[/]; details: "
+                          f"fleetlearn runs show {result.run_id}")
+    console.print(
+        f"run [bold]{result.run_id}[/] finished in {result.elapsed_s:.1f} s; "
+        f"{len(result.models)} model version(s) registered (fleetlearn models list)."
+    )
+
+
+def demo_command(
+    registry: Annotated[str | None, typer.Option(help="Registry URL.")] = None,
+    address: Annotated[str | None, typer.Option(help="Ray cluster HOST:PORT.")] = None,
+    folds: Annotated[int, typer.Option(help="Cross-validation folds.")] = 5,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+) -> None:
+    """Train the default models on the bundled example tables and show the results."""
+    from fleetlearn.config import fleetlearn_home
+    from fleetlearn.data import example_datasets
+    from fleetlearn.training import DatasetConfig, RunConfig
+
+    folder = fleetlearn_home() / "examples"
+    tables = example_datasets(folder)
+    console.print(f"example tables written to {folder}: "
+                  + ", ".join(p.name for p, _ in tables))
+    config = RunConfig(
+        datasets=[DatasetConfig(path=str(p), target=t) for p, t in tables],
+        folds=folds, name="demo",
+    )
+    result = run_training(config, registry=registry, address=address, resume=None, quiet=quiet)
+    show_result(result)
+    best = result.leaderboard.sort_values("rank").groupby("dataset", sort=False).head(1)
+    console.print("\n[bold]What next[/]")
+    for _, row in best.iterrows():
+        console.print(f"  fleetlearn models show {row['dataset']}-{row['model']}")
+    first = best.iloc[0]
+    console.print(f"  fleetlearn models alias {first['dataset']}-{first['model']} 1 production")
+    console.print(f"  fleetlearn runs show {result.run_id}")
+    ref = f"{first['dataset']}-{first['model']}"
+    console.print("\nFrom Python:\n  import fleetlearn\n"
+                  f"  model = fleetlearn.Registry().load_model('{ref}')"
+                  "\n  model.predict(frame)  # a pandas DataFrame with the input columns")

@@ -1,0 +1,108 @@
+"""The one exception hierarchy of fleetlearn.
+
+Every error a user can cause says what was wrong, what was expected and what to
+do, naming the file, column or model involved. The CLI prints ``str(error)`` on one
+line and exits non-zero; the API (later) maps these to 4xx responses.
+
+::
+
+    FleetlearnError
+    ├── DataError                 a table cannot be used for training
+    │   ├── DataFileNotFoundError
+    │   ├── UnreadableTableError  empty, malformed, unsupported format
+    │   ├── TargetError           missing target column, one class, all missing
+    │   └── TooFewRowsError       fewer rows than folds / classes per fold
+    ├── ModelSpecError            unknown model, bad parameter, missing extra
+    ├── ConfigError               bad run file, bad option value
+    ├── RegistryError             registry unreachable or inconsistent
+    │   ├── NotFoundError         no such run, model, version or alias
+    │   └── ArtifactIntegrityError digest mismatch, untrusted types
+    └── ClusterError              Ray address unreachable, cluster lost
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+__all__ = [
+    "FleetlearnError",
+    "DataError",
+    "DataFileNotFoundError",
+    "UnreadableTableError",
+    "TargetError",
+    "TooFewRowsError",
+    "ModelSpecError",
+    "ConfigError",
+    "RegistryError",
+    "NotFoundError",
+    "ArtifactIntegrityError",
+    "ClusterError",
+    "closest",
+]
+
+
+class FleetlearnError(Exception):
+    """Base class of every error fleetlearn raises on purpose."""
+
+
+class DataError(FleetlearnError):
+    """A table cannot be used for training."""
+
+
+class DataFileNotFoundError(DataError):
+    """The data file or folder does not exist."""
+
+
+class UnreadableTableError(DataError):
+    """The file exists but holds no usable table (empty, malformed, unknown format)."""
+
+
+class TargetError(DataError):
+    """The target column is missing or unusable (one class, all missing)."""
+
+
+class TooFewRowsError(DataError):
+    """Too few rows for the requested folds or test split."""
+
+
+class ModelSpecError(FleetlearnError):
+    """Unknown model, bad parameter, or a model whose extra is not installed."""
+
+
+class ConfigError(FleetlearnError):
+    """A run file or an option value is invalid."""
+
+
+class RegistryError(FleetlearnError):
+    """The registry cannot be reached or refused an operation."""
+
+
+class NotFoundError(RegistryError):
+    """No such run, model, version or alias."""
+
+
+class ArtifactIntegrityError(RegistryError):
+    """A stored artifact does not match its digest or holds untrusted types."""
+
+
+class ClusterError(FleetlearnError):
+    """The Ray cluster cannot be reached or was lost."""
+
+
+def closest(name: str, candidates: Iterable[str]) -> str | None:
+    """Return the candidate closest to ``name``, or None when nothing is close.
+
+    >>> closest("lable", ["label", "age", "income"])
+    'label'
+    """
+    candidates = list(candidates)
+    lowered = {c.lower(): c for c in candidates}
+    match = difflib.get_close_matches(name.lower(), list(lowered), n=1, cutoff=0.6)
+    return lowered[match[0]] if match else None
+
+
+def did_you_mean(name: str, candidates: Iterable[str]) -> str:
+    """Return " Did you mean 'x'?" or an empty string, for error messages."""
+    best = closest(name, candidates)
+    return f" Did you mean '{best}'?" if best else ""

@@ -1,0 +1,598 @@
+"""Running a training run on Ray and journaling every unit as it lands.
+
+The driver validates everything first (tables, targets, models, metric, registry,
+Ray), so bad input fails before anything is written. Then it creates the run,
+puts each dataset into the object store once, submits one Ray task per unit, and
+writes each result to the registry as soon as it arrives: that journal is what
+``resume`` reads to run only what is missing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from fleetlearn.errors import ConfigError
+from fleetlearn.training._config import DatasetConfig, RunConfig
+from fleetlearn.training._plan import UnitKey, make_splits, plan_units, split_seed, unit_fold
+from fleetlearn.training._results import run_leaderboard
+from fleetlearn.training._seeds import derive_seed
+
+__all__ = [
+    "PreparedDataset",
+    "ProgressEvent",
+    "TrainResult",
+    "dataset_configs",
+    "prepare",
+    "train",
+    "train_run",
+]
+
+
+@dataclass
+class PreparedDataset:
+    """A loaded, checked dataset with the models that will train on it."""
+
+    name: str
+    dataset: Any  # fleetlearn.data.Dataset
+    specs: list[Any]  # fleetlearn.catalog.ModelSpec
+    metric: str
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ProgressEvent:
+    """What the driver reports after each unit (and at start and end).
+
+    ``best`` maps a dataset to ``(model, mean primary score over its finished folds)``.
+    """
+
+    kind: str  # "start" | "unit" | "finish"
+    run_id: str
+    total: int
+    done: int
+    dataset_total: dict[str, int]
+    dataset_done: dict[str, int]
+    best: dict[str, tuple[str, float]]
+    metrics: dict[str, str]
+    unit: UnitKey | None = None
+    status: str | None = None
+    error: str | None = None
+    resumed: int = 0
+
+
+@dataclass
+class TrainResult:
+    """The outcome of :func:`train`: the run id, its leaderboard and its models."""
+
+    run_id: str
+    leaderboard: pd.DataFrame
+    models: list[Any]
+    warnings: list[str]
+    failed: list[dict[str, str]]
+    elapsed_s: float
+
+    def to_dict(self) -> dict[str, Any]:
+        board = self.leaderboard.replace({np.nan: None})
+        return {
+            "run_id": self.run_id,
+            "leaderboard": board.to_dict(orient="records"),
+            "models": [m.to_dict() for m in self.models],
+            "warnings": self.warnings,
+            "failed": self.failed,
+            "elapsed_s": round(self.elapsed_s, 3),
+        }
+
+
+def _metric_for(config: RunConfig, task: str) -> str:
+    from fleetlearn.evaluation import PRIMARY_METRIC, check_metric
+
+    metric = config.metric
+    if isinstance(metric, dict):
+        metric = metric.get(task)
+    return check_metric(metric or PRIMARY_METRIC[task], task)
+
+
+def _unique(names: Iterable[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    for name in names:
+        if name in seen:
+            seen[name] += 1
+            out.append(f"{name}-{seen[name]}")
+        else:
+            seen[name] = 1
+            out.append(name)
+    return out
+
+
+def prepare(config: RunConfig) -> list[PreparedDataset]:
+    """Load and check every dataset and resolve its models; write nothing.
+
+    Raises the first :class:`~fleetlearn.errors.FleetlearnError` found, so a run with
+    a bad table, target, model or metric fails before it touches the registry.
+    """
+    from dataclasses import replace
+
+    from fleetlearn.catalog import default_models, resolve_model, resolve_model_dict
+    from fleetlearn.data import check_folds, load_dataset
+
+    names = _unique(d.name or Path(d.path).name.split(".")[0] for d in config.datasets)
+    prepared = []
+    for entry, name in zip(config.datasets, names, strict=True):
+        dataset = load_dataset(entry.path, entry.target, task=entry.task, name=name)
+        check_folds(dataset, config.folds, config.test_size)
+        task = dataset.task
+        metric = _metric_for(config, task)
+        wanted = entry.models if entry.models is not None else config.models
+        notes: list[str] = []
+        if wanted:
+            specs = [
+                resolve_model_dict(m, task) if isinstance(m, dict) else resolve_model(str(m), task)
+                for m in wanted
+            ]
+        else:
+            specs, notes = default_models(task, dataset.n_rows, config.quadratic_row_limit)
+        specs = [
+            replace(s, name=n) for s, n in zip(specs, _unique(s.name for s in specs), strict=True)
+        ]
+        prepared.append(PreparedDataset(name, dataset, specs, metric, notes))
+    return prepared
+
+
+def _open_registry(registry: Any) -> Any:
+    from fleetlearn.registry import Registry
+
+    if registry is None or isinstance(registry, str):
+        return Registry(registry)
+    return registry
+
+
+def train(
+    data: str | Path | Sequence[str | Path | DatasetConfig] | None = None,
+    target: str | dict[str, str] | None = None,
+    *,
+    models: Sequence[str | dict[str, Any]] | None = None,
+    task: str | None = None,
+    folds: int = 5,
+    test_size: float = 0.2,
+    metric: str | None = None,
+    seed: int = 0,
+    schedule: str = "concurrent",
+    curves: bool = True,
+    name: str | None = None,
+    config: RunConfig | None = None,
+    registry: Any = None,
+    address: str | None = None,
+    on_progress: Callable[[ProgressEvent], None] | None = None,
+    resume: str | None = None,
+) -> TrainResult:
+    """Train models on one or more tables in parallel on Ray and register them.
+
+    Parameters
+    ----------
+    data : path or list of paths
+        CSV/Parquet files or folders of Parquet shards (or :class:`DatasetConfig`).
+    target : str or dict
+        The target column for every table, or ``{path_or_file_name: column}``.
+    models : list of str or dict, optional
+        Short names (``"random_forest"``), ``"name:param=value,..."`` or dotted paths
+        (``"sklearn.ensemble.AdaBoostClassifier:n_estimators=200"``). The default set
+        for the task when omitted.
+    folds, test_size, metric, seed, schedule, curves, name
+        See :class:`RunConfig`.
+    config : RunConfig, optional
+        A whole configuration instead of the arguments above.
+    registry : Registry or str, optional
+        A :class:`fleetlearn.Registry` or a SQLAlchemy URL; the home folder's SQLite
+        registry by default.
+    address : str, optional
+        Ray cluster address (``HOST:PORT``); ``$RAY_ADDRESS`` or embedded local Ray
+        by default.
+    on_progress : callable, optional
+        Called with a :class:`ProgressEvent` after each unit.
+    resume : str, optional
+        Id of an interrupted run: train only its missing units.
+
+    Returns
+    -------
+    TrainResult
+
+    Examples
+    --------
+    >>> import fleetlearn
+    >>> result = fleetlearn.train("wine.csv", target="cultivar",
+    ...                           models=["logistic_regression", "random_forest"], folds=3)
+    ...                                                         # doctest: +SKIP
+    >>> result.leaderboard[["model", "accuracy_mean"]]          # doctest: +SKIP
+    """
+    if resume is None and config is None:
+        config = RunConfig(
+            datasets=dataset_configs(data, target, task),
+            models=list(models) if models else None,
+            folds=folds,
+            test_size=test_size,
+            metric=metric,
+            seed=seed,
+            schedule=schedule,
+            curves=curves,
+            name=name,
+        )
+    return train_run(config, registry=registry, address=address, on_progress=on_progress,
+                     resume=resume)
+
+
+def dataset_configs(data: Any, target: Any, task: str | None = None) -> list[DatasetConfig]:
+    """Dataset entries for paths and a target given as one name or ``{file: column}``."""
+    if data is None:
+        raise ConfigError("No dataset given: pass at least one CSV/Parquet file to train on.")
+    items = [data] if isinstance(data, str | Path | DatasetConfig) else list(data)
+    out = []
+    for item in items:
+        if isinstance(item, DatasetConfig):
+            out.append(item)
+            continue
+        path = str(item)
+        out.append(DatasetConfig(path=path, target=_target_for(path, target), task=task))
+    return out
+
+
+def _target_for(path: str, target: str | dict[str, str] | None) -> str:
+    if isinstance(target, str) and target:
+        return target
+    if isinstance(target, dict):
+        for key in (path, Path(path).name, Path(path).stem, str(Path(path).resolve())):
+            if key in target:
+                return target[key]
+        if "*" in target:
+            return target["*"]
+    raise ConfigError(
+        f"No target column for {path}: pass --target COLUMN for every table, or "
+        f"--target {Path(path).name}=COLUMN for this one."
+    )
+
+
+def train_run(
+    config: RunConfig | None,
+    registry: Any = None,
+    address: str | None = None,
+    on_progress: Callable[[ProgressEvent], None] | None = None,
+    resume: str | None = None,
+) -> TrainResult:
+    """Run (or resume) a configured training run; see :func:`train`."""
+    started = time.perf_counter()
+    reg = _open_registry(registry)
+    if resume is not None:
+        run = reg.get_run(resume)
+        if run.status == "finished":
+            raise ConfigError(
+                f"Run {run.id} already finished; nothing to resume. See 'fleetlearn runs show "
+                f"{run.id}'."
+            )
+        config = RunConfig.from_dict(run.config)
+    assert config is not None
+    prepared = prepare(config)
+
+    from fleetlearn.training._ray import connect_ray
+
+    started_ray = connect_ray(address)
+    try:
+        return _execute(config, prepared, reg, on_progress, resume, started)
+    finally:
+        if started_ray:
+            import ray
+
+            ray.shutdown()
+
+
+def _execute(config: RunConfig, prepared: list[PreparedDataset], reg: Any,
+             on_progress: Callable[[ProgressEvent], None] | None, resume: str | None,
+             started: float) -> TrainResult:
+    import ray
+
+    from fleetlearn.training._tasks import run_unit
+
+    warnings_out = [w for p in prepared for w in p.dataset.warnings] + [
+        n for p in prepared for n in p.notes
+    ]
+    if resume is None:
+        run = reg.create_run(config.to_dict(), seed=config.seed, name=config.name)
+    else:
+        run = reg.set_run_status(resume, "running")
+    run_id = run.id
+
+    dataset_ids: dict[str, int] = {}
+    if resume is not None:
+        recorded = {d.name: d for d in reg.run_datasets(run_id)}
+        for p in prepared:
+            rec = recorded.get(p.name)
+            if rec is None or rec.fingerprint != p.dataset.fingerprint:
+                raise ConfigError(
+                    f"Dataset '{p.name}' ({p.dataset.source}) changed since run {run_id} "
+                    "started, so the run cannot be resumed with the same folds. Start a new run."
+                )
+    for p in prepared:
+        d = p.dataset
+        rec = reg.add_dataset(
+            run_id, fingerprint=d.fingerprint, name=p.name, source=d.source, n_rows=d.n_rows,
+            n_features=len(d.schema.columns), task=d.task, target=d.schema.target,
+            schema=d.schema.to_dict(),
+        )
+        dataset_ids[p.name] = rec.id
+
+    trial_ids: dict[tuple[str, str], int] = {}
+    specs: dict[tuple[str, str], Any] = {}
+    for p in prepared:
+        for s in p.specs:
+            trial = reg.ensure_trial(run_id, dataset_ids[p.name], s.name, s.to_dict())
+            trial_ids[(p.name, s.name)] = trial.id
+            specs[(p.name, s.name)] = s
+
+    curves = {
+        p.name: {s.name for s in p.specs if s.iterative is None} if config.curves else set()
+        for p in prepared
+    }
+    units = plan_units({p.name: [s.name for s in p.specs] for p in prepared}, config.folds,
+                       config.final_fit, curves)
+    done_keys: set[tuple[int, str, str]] = reg.completed_units(run_id) if resume else set()
+    id_to_name = {v: k for k, v in dataset_ids.items()}
+    done_units = {UnitKey(id_to_name[d], m, u) for d, m, u in done_keys if d in id_to_name}
+    todo = [u for u in units if u not in done_units]
+
+    tracker = _Tracker(run_id, units, {p.name: p.metric for p in prepared})
+    tracker.seed_from_registry(reg, run_id, id_to_name)
+    tracker.resumed = len(units) - len(todo)
+    tracker.emit(on_progress, "start")
+
+    remote = ray.remote(run_unit)
+    by_dataset = {p.name: p for p in prepared}
+    waves = (
+        [[u for u in todo if u.dataset == p.name] for p in prepared]
+        if config.schedule == "sequential"
+        else [todo]
+    )
+    failed: list[dict[str, str]] = []
+    registered: list[Any] = []
+    try:
+        with _StopOnSigint() as stop:
+            for wave in waves:
+                if wave:
+                    pending = _submit(wave, remote, config, by_dataset, specs)
+                    _drain(pending, reg, run_id, trial_ids, dataset_ids, by_dataset, tracker,
+                           on_progress, failed, registered, stop)
+    except KeyboardInterrupt as exc:
+        reg.set_run_status(run_id, "interrupted", error="interrupted by the user (Ctrl-C)")
+        exc.run_id = run_id  # type: ignore[attr-defined]  # for the CLI's resume hint
+        raise
+    except BaseException as exc:
+        reg.set_run_status(run_id, "failed", error=f"{type(exc).__name__}: {exc}")
+        raise
+
+    _finish_trials(reg, run_id, units)
+    reg.set_run_status(run_id, "finished")
+    tracker.emit(on_progress, "finish")
+    board = run_leaderboard(reg, run_id)
+    models = _run_models(reg, run_id, registered)
+    return TrainResult(run_id, board, models, warnings_out, failed,
+                       time.perf_counter() - started)
+
+
+def _submit(wave: list[UnitKey], remote: Any, config: RunConfig,
+            by_dataset: dict[str, PreparedDataset],
+            specs: dict[tuple[str, str], Any]) -> dict[Any, UnitKey]:
+    """Put each dataset of the wave once, then submit one task per unit."""
+    import ray
+
+    bundles = {}
+    for dname in dict.fromkeys(u.dataset for u in wave):
+        d = by_dataset[dname].dataset
+        splits = make_splits(np.asarray(d.y), d.task, config.folds, config.test_size,
+                             split_seed(config.seed, d.fingerprint))
+        # One put per dataset: every task of this dataset takes the reference.
+        bundles[dname] = ray.put({"X": d.X, "y": np.asarray(d.y), "splits": splits,
+                                  "schema": d.schema})
+    pending: dict[Any, UnitKey] = {}
+    for key in wave:
+        spec = specs[(key.dataset, key.model)]
+        seed = derive_seed(config.seed, by_dataset[key.dataset].dataset.fingerprint,
+                           key.model, key.unit if key.unit.startswith("cv") else "final")
+        ref = remote.options(
+            num_cpus=spec.n_jobs,
+            max_retries=config.max_retries,
+            retry_exceptions=False,
+            name=f"{key.dataset}/{key.model}/{key.unit}",
+        ).remote(bundles[key.dataset], spec.to_dict(), key.unit, seed,
+                 by_dataset[key.dataset].metric)
+        pending[ref] = key
+    return pending
+
+
+def _drain(pending: dict[Any, UnitKey], reg: Any, run_id: str,
+           trial_ids: dict[tuple[str, str], int], dataset_ids: dict[str, int],
+           by_dataset: dict[str, PreparedDataset], tracker: _Tracker,
+           on_progress: Callable[[ProgressEvent], None] | None,
+           failed: list[dict[str, str]], registered: list[Any], stop: _StopOnSigint) -> None:
+    import ray
+    from ray.exceptions import RayError
+
+    while pending:
+        if stop.requested:
+            for ref in pending:
+                ray.cancel(ref, force=True)
+            raise KeyboardInterrupt
+        ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
+        if not ready:
+            continue
+        if len(pending) > 1:
+            # Collect everything else already finished, so journaling is batched.
+            more, _ = ray.wait(list(pending), num_returns=len(pending), timeout=0)
+            ready = list(dict.fromkeys(ready + more))
+        batch = []
+        events = []
+        for ref in ready:
+            key = pending.pop(ref)
+            try:
+                result = ray.get(ref)
+            except RayError as exc:
+                # The task itself was lost (node or worker died) after Ray's retries.
+                result = {"status": "failed", "payload": {}, "artifact": None,
+                          "error": f"{type(exc).__name__}: {str(exc).splitlines()[0]}",
+                          "duration_s": None}
+            trial_id = trial_ids[(key.dataset, key.model)]
+            unit = {"trial_id": trial_id, "unit": key.unit, "status": result["status"],
+                    "payload": result["payload"], "error": result["error"],
+                    "duration_s": result["duration_s"]}
+            if result["status"] == "ok" and key.unit == "final":
+                registered.append(_register(reg, run_id, key, trial_id,
+                                            dataset_ids[key.dataset], by_dataset[key.dataset],
+                                            result, unit))
+            else:
+                batch.append(unit)
+            if result["status"] != "ok":
+                failed.append({"dataset": key.dataset, "model": key.model, "unit": key.unit,
+                               "error": result["error"] or "unknown error"})
+            events.append((key, result))
+        if batch:
+            reg.record_units(batch)
+        for key, result in events:
+            tracker.update(key, result)
+            tracker.emit(on_progress, "unit", key, result["status"], result["error"])
+
+
+def _register(reg: Any, run_id: str, key: UnitKey, trial_id: int, dataset_id: int,
+              prepared: PreparedDataset, result: dict[str, Any], unit: dict[str, Any]) -> Any:
+    spec = next(s for s in prepared.specs if s.name == key.model)
+    d = prepared.dataset
+    payload = result["payload"]
+    return reg.register_model(
+        f"{key.dataset}-{key.model}",
+        artifact=result["artifact"],
+        run_id=run_id,
+        trial_id=trial_id,
+        dataset_id=dataset_id,
+        metrics={"test": payload["test_scores"], "primary_metric": prepared.metric},
+        params={"estimator": spec.estimator_path, **spec.params},
+        input_schema=d.schema.to_dict(),
+        tags={"dataset": key.dataset, "model": key.model, "task": d.task, "run": run_id},
+        journal_unit=unit,
+    )
+
+
+def _finish_trials(reg: Any, run_id: str, units: list[UnitKey]) -> None:
+    for trial in reg.list_trials(run_id):
+        statuses = [u.status for u in trial.units.values()]
+        errors = [u.error for u in trial.units.values() if u.error]
+        if statuses and all(s == "ok" for s in statuses):
+            reg.set_trial_status(trial.id, "ok")
+        elif statuses and all(s != "ok" for s in statuses):
+            reg.set_trial_status(trial.id, "failed", error=errors[0] if errors else None)
+        else:
+            reg.set_trial_status(trial.id, "partial", error=errors[0] if errors else None)
+
+
+def _run_models(reg: Any, run_id: str, registered: list[Any]) -> list[Any]:
+    # A resumed run registered some of its models in an earlier process.
+    return reg.list_models(run_id=run_id)
+
+
+class _StopOnSigint:
+    """Turn Ctrl-C into a request the driver loop honours between two results.
+
+    A KeyboardInterrupt raised in the middle of a Ray call can leave the core worker
+    in a bad state (seen here: a segfault at exit); checking a flag in the loop stops
+    cleanly within a second. A second Ctrl-C interrupts at once.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self) -> _StopOnSigint:
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.getsignal(signal.SIGINT)
+            if previous is not signal.SIG_IGN:  # keep an ignored SIGINT ignored
+                self._previous = previous
+                signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import signal
+
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+class _Tracker:
+    """Counts and best-so-far scores for progress events."""
+
+    def __init__(self, run_id: str, units: list[UnitKey], metrics: dict[str, str]) -> None:
+        self.run_id = run_id
+        self.total = len(units)
+        self.done = 0
+        self.resumed = 0
+        self.metrics = metrics
+        self.dataset_total: dict[str, int] = {}
+        for u in units:
+            self.dataset_total[u.dataset] = self.dataset_total.get(u.dataset, 0) + 1
+        self.dataset_done = dict.fromkeys(self.dataset_total, 0)
+        self.fold_scores: dict[tuple[str, str], list[float]] = {}
+        self.best: dict[str, tuple[str, float]] = {}
+
+    def seed_from_registry(self, reg: Any, run_id: str, id_to_name: dict[int, str]) -> None:
+        for trial in reg.list_trials(run_id):
+            dname = id_to_name.get(trial.dataset_id)
+            if dname is None or dname not in self.dataset_total:
+                continue
+            for name, unit in trial.units.items():
+                self.update(UnitKey(dname, trial.model_name, name),
+                            {"status": unit.status, "payload": unit.payload})
+
+    def update(self, key: UnitKey, result: dict[str, Any]) -> None:
+        from fleetlearn.evaluation import greater_is_better
+
+        self.done += 1
+        self.dataset_done[key.dataset] = self.dataset_done.get(key.dataset, 0) + 1
+        if result["status"] != "ok" or unit_fold(key.unit) is None:
+            return
+        metric = self.metrics[key.dataset]
+        value = result["payload"].get("scores", {}).get(metric)
+        if value is None:
+            return
+        scores = self.fold_scores.setdefault((key.dataset, key.model), [])
+        scores.append(float(value))
+        mean = float(np.mean(scores))
+        best = self.best.get(key.dataset)
+        better = greater_is_better(metric)
+        if best is None or best[0] == key.model or (mean > best[1] if better else mean < best[1]):
+            self.best[key.dataset] = (key.model, mean)
+            if best is not None and best[0] == key.model:
+                self._recompute_best(key.dataset, better)
+
+    def _recompute_best(self, dataset: str, better: bool) -> None:
+        means = {m: float(np.mean(v)) for (d, m), v in self.fold_scores.items()
+                 if d == dataset and v}
+        pick = max(means, key=means.get) if better else min(means, key=means.get)
+        self.best[dataset] = (pick, means[pick])
+
+    def emit(self, callback: Callable[[ProgressEvent], None] | None, kind: str,
+             unit: UnitKey | None = None, status: str | None = None,
+             error: str | None = None) -> None:
+        if callback is None:
+            return
+        callback(ProgressEvent(kind, self.run_id, self.total, self.done, self.dataset_total,
+                               dict(self.dataset_done), dict(self.best), self.metrics, unit,
+                               status, error, self.resumed))

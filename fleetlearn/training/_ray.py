@@ -1,0 +1,91 @@
+"""Connecting to Ray: the embedded local instance by default, a cluster by address."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import Iterator
+
+from fleetlearn.errors import ClusterError
+
+__all__ = ["connect_ray", "check_address"]
+
+
+def check_address(address: str, timeout: float = 5.0) -> None:
+    """Fail fast when nothing listens at a ``host:port`` Ray address.
+
+    ``ray.init`` on a dead address retries for minutes; a TCP connect tells in
+    seconds. Client addresses (``ray://``) are left to Ray.
+    """
+    if address.startswith("ray://") or ":" not in address:
+        return
+    host, _, port = address.rpartition(":")
+    try:
+        port_no = int(port)
+    except ValueError as exc:
+        raise ClusterError(
+            f"Bad Ray address {address!r}: expected HOST:PORT, e.g. 127.0.0.1:6380."
+        ) from exc
+    try:
+        with socket.create_connection((host, port_no), timeout=timeout):
+            pass
+    except OSError as exc:
+        raise ClusterError(
+            f"Cannot reach the Ray cluster at {address} ({exc.strerror or exc}). Start it with "
+            "'ray start --head --port PORT', check --address / RAY_ADDRESS, or leave the "
+            "address out to use embedded local Ray."
+        ) from exc
+
+
+def connect_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
+    """Make sure this process is connected to Ray; return True if this call started it.
+
+    ``address=None`` uses ``$RAY_ADDRESS`` when set, else starts an embedded local
+    instance. An embedded instance is always started with ``address="local"``:
+    a bare ``ray.init()`` would join whatever cluster was last recorded on this
+    machine, and hang if that one is dead.
+    """
+    import ray
+
+    if ray.is_initialized():
+        return False
+    address = address or os.environ.get("RAY_ADDRESS") or "local"
+    if address in ("local", "auto"):
+        if address == "auto":
+            raise ClusterError(
+                "Ray address 'auto' is ambiguous here: pass the head's HOST:PORT, or leave the "
+                "address out for embedded local Ray."
+            )
+        with _quiet_ray_logs():
+            ray.init(
+                address="local",
+                num_cpus=num_cpus,
+                include_dashboard=False,
+                log_to_driver=False,
+                logging_level=logging.ERROR,
+            )
+        return True
+    check_address(address)
+    try:
+        with _quiet_ray_logs():
+            ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR)
+    except Exception as exc:  # Ray raises ConnectionError, RuntimeError, ... by version
+        raise ClusterError(f"Cannot join the Ray cluster at {address}: {exc}") from exc
+    return True
+
+
+@contextlib.contextmanager
+def _quiet_ray_logs() -> Iterator[None]:
+    """Keep Ray's start-up chatter (INFO lines, the token-auth notice) off the terminal.
+
+    fleetlearn shows its own progress; Ray's messages stay in its session logs.
+    """
+    logger = logging.getLogger("ray")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)

@@ -1,0 +1,143 @@
+"""The work one Ray task does: fit and score one fold, the final model, or a curve.
+
+Everything here runs inside a Ray worker. It returns plain dicts (and the final
+model as skops bytes) so the driver alone talks to the registry and the artifact
+store: workers on other nodes need no access to either.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import traceback
+import warnings
+from typing import Any
+
+from sklearn.pipeline import Pipeline
+from threadpoolctl import threadpool_limits
+
+__all__ = ["run_unit", "build_pipeline"]
+
+
+def build_pipeline(spec: Any, schema: Any, random_state: int) -> Pipeline:
+    """The model as it is trained, stored and served: preprocessing + estimator."""
+    from fleetlearn.data import build_preprocessor
+
+    return Pipeline(
+        [
+            ("preprocess", build_preprocessor(schema, scale=spec.needs_scaling)),
+            ("model", spec.build(random_state=random_state)),
+        ]
+    )
+
+
+def _where() -> dict[str, str]:
+    try:
+        import ray
+
+        node = ray.get_runtime_context().get_node_id()
+        node_ip = ray.util.get_node_ip_address()
+    except Exception:  # outside Ray (tests call run_unit directly)
+        node, node_ip = "local", "127.0.0.1"
+    return {"node": node, "node_ip": node_ip, "host": socket.gethostname(),
+            "pid": str(os.getpid())}
+
+
+def run_unit(bundle: dict[str, Any], spec_dict: dict[str, Any], unit: str, seed: int,
+             metric: str) -> dict[str, Any]:
+    """Run one unit and return ``{status, payload, error, duration_s, artifact}``.
+
+    A model that raises is reported as a failed unit, not as a failed Ray task: the
+    error is the model's, retrying it would fail again, and the run goes on.
+    """
+    from fleetlearn.catalog import ModelSpec
+
+    start = time.perf_counter()
+    started_at = time.time()
+    spec = ModelSpec.from_dict(spec_dict)
+    caught: list[str] = []
+    try:
+        with warnings.catch_warnings(record=True) as seen, threadpool_limits(limits=spec.n_jobs):
+            warnings.simplefilter("always")
+            payload, artifact = _run(bundle, spec, unit, seed, metric)
+            caught = sorted({f"{w.category.__name__}: {w.message}" for w in seen})[:5]
+    except Exception as exc:  # noqa: BLE001 - any model error becomes a failed unit
+        tb = traceback.format_exc(limit=6)
+        return {
+            "status": "failed",
+            "payload": {**_where(), "traceback": tb, "started_at": started_at,
+                        "finished_at": time.time()},
+            "error": f"{type(exc).__name__}: {exc}".strip()[:2000],
+            "duration_s": time.perf_counter() - start,
+            "artifact": None,
+        }
+    payload.update(_where(), started_at=started_at, finished_at=time.time())
+    if caught:
+        payload["warnings"] = caught
+    return {
+        "status": "ok",
+        "payload": payload,
+        "error": None,
+        "duration_s": time.perf_counter() - start,
+        "artifact": artifact,
+    }
+
+
+def _predict_time(pipeline: Pipeline, X: Any) -> float:
+    start = time.perf_counter()
+    pipeline.predict(X)
+    return (time.perf_counter() - start) / max(len(X), 1)
+
+
+def _run(bundle: dict[str, Any], spec: Any, unit: str, seed: int,
+         metric: str) -> tuple[dict[str, Any], bytes | None]:
+    from fleetlearn.evaluation import learning_curve_points, score_predictions, training_curve
+
+    X, y, splits, schema = bundle["X"], bundle["y"], bundle["splits"], bundle["schema"]
+    task = schema.task
+    if unit.startswith("cv"):
+        tr, va = splits.folds[int(unit[2:])]
+        pipe = build_pipeline(spec, schema, seed)
+        t0 = time.perf_counter()
+        pipe.fit(X.iloc[tr], y[tr])
+        fit_time = time.perf_counter() - t0
+        scores, per_row = score_predictions(pipe, X.iloc[va], y[va], task)
+        return {
+            "scores": scores,
+            "fit_time_s": fit_time,
+            "predict_time_per_row_s": per_row,
+            "n_train": int(len(tr)),
+            "n_val": int(len(va)),
+        }, None
+    if unit == "final":
+        from fleetlearn.registry import dump_estimator
+
+        tr, te = splits.train, splits.test
+        pipe = build_pipeline(spec, schema, seed)
+        t0 = time.perf_counter()
+        pipe.fit(X.iloc[tr], y[tr])
+        fit_time = time.perf_counter() - t0
+        scores, per_row = score_predictions(pipe, X.iloc[te], y[te], task)
+        curve = None
+        if spec.iterative:
+            curve = training_curve(pipe, X.iloc[tr], y[tr], X.iloc[te], y[te], task, metric)
+        return {
+            "test_scores": scores,
+            "fit_time_s": fit_time,
+            "predict_time_per_row_s": per_row,
+            "n_train": int(len(tr)),
+            "n_test": int(len(te)),
+            "curve": curve,
+        }, dump_estimator(pipe)
+    if unit == "curve":
+        tr, te = splits.train, splits.test
+
+        def make() -> Pipeline:
+            return build_pipeline(spec, schema, seed)
+
+        curve = learning_curve_points(
+            make, X.iloc[tr], y[tr], X.iloc[te], y[te], task, metric, random_state=seed
+        )
+        return {"curve": curve}, None
+    raise ValueError(f"unknown unit {unit!r}")

@@ -1,0 +1,58 @@
+"""Slow suites: real subprocess drivers, multi-node clusters, killed processes."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/slow" in str(item.fspath):
+            item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture
+def isolated_env(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """Environment for a subprocess driver: its own HOME, Ray temp dir and fleetlearn home.
+
+    The Ray temp dir is short (Ray's unix socket paths must stay under ~107 bytes).
+    """
+    ray_tmp = tempfile.mkdtemp(prefix="flrs-", dir="/tmp")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "FLEETLEARN_"))}
+    env.update(HOME=ray_tmp, RAY_TMPDIR=ray_tmp, FLEETLEARN_HOME=str(tmp_path / "home"),
+               PYTHONUNBUFFERED="1")
+    yield env
+    kill_processes_mentioning(ray_tmp)
+    shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
+@pytest.fixture
+def kill_mentioning():  # noqa: ANN201
+    """The process killer below, for tests that take a node down."""
+    return kill_processes_mentioning
+
+
+def kill_processes_mentioning(text: str) -> None:
+    """Kill what a killed driver may leave behind: processes whose command line holds
+    ``text`` (our own temp dir). Never ``ray stop``, which would hit every Ray on the
+    machine."""
+    import signal
+
+    for pid_dir in Path("/proc").iterdir():
+        if not pid_dir.name.isdigit() or int(pid_dir.name) == os.getpid():
+            continue
+        try:
+            cmdline = (pid_dir / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if text in cmdline:
+            try:
+                os.kill(int(pid_dir.name), signal.SIGKILL)
+            except ProcessLookupError:
+                pass

@@ -1,0 +1,49 @@
+"""The data package's public surface and its boundaries."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import fleetlearn.data
+
+PACKAGE = Path(fleetlearn.data.__file__).parent
+FORBIDDEN = ("ray", "fleetlearn.registry", "fleetlearn.training", "fleetlearn.serving")
+
+
+def test_public_api_is_exported() -> None:
+    expected = {
+        "ColumnKind",
+        "ColumnSchema",
+        "Schema",
+        "Dataset",
+        "load_table",
+        "infer_task",
+        "load_dataset",
+        "dataset_from_frame",
+        "check_folds",
+        "build_preprocessor",
+        "DatetimeFeatures",
+        "coerce_frame",
+        "example_datasets",
+    }
+    assert expected <= set(fleetlearn.data.__all__)
+    for name in fleetlearn.data.__all__:
+        assert hasattr(fleetlearn.data, name), name
+
+
+def test_data_package_imports_neither_ray_nor_the_registry() -> None:
+    imported: list[tuple[str, str]] = []
+    for source in PACKAGE.glob("*.py"):
+        for node in ast.walk(ast.parse(source.read_text())):
+            if isinstance(node, ast.Import):
+                imported += [(source.name, alias.name) for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                imported.append((source.name, node.module))
+    offending = [
+        (file, module)
+        for file, module in imported
+        if any(module == f or module.startswith(f + ".") for f in FORBIDDEN)
+    ]
+    assert imported  # the walk saw the imports
+    assert offending == []
