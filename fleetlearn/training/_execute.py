@@ -398,19 +398,31 @@ def _submit(wave: list[UnitKey], remote: Any, config: RunConfig,
         bundles[dname] = ray.put({"X": d.X, "y": np.asarray(d.y), "splits": splits,
                                   "schema": d.schema})
     pending: dict[Any, UnitKey] = {}
+    spec_dicts: dict[tuple[str, str], dict[str, Any]] = {}
     for key in wave:
-        spec = specs[(key.dataset, key.model)]
-        seed = derive_seed(config.seed, by_dataset[key.dataset].dataset.fingerprint,
-                           key.model, key.unit if key.unit.startswith("cv") else "final")
+        pair = (key.dataset, key.model)
+        spec = specs[pair]
+        if pair not in spec_dicts:
+            spec_dicts[pair] = spec.to_dict()
+        prepared = by_dataset[key.dataset]
+        seed = derive_seed(config.seed, prepared.dataset.fingerprint, key.model,
+                           key.unit if key.unit.startswith("cv") else "final")
         ref = remote.options(
             num_cpus=spec.n_jobs,
             max_retries=config.max_retries,
             retry_exceptions=False,
             name=f"{key.dataset}/{key.model}/{key.unit}",
-        ).remote(bundles[key.dataset], spec.to_dict(), key.unit, seed,
-                 by_dataset[key.dataset].metric)
+        ).remote(bundles[key.dataset], spec_dicts[pair], key.unit, seed, prepared.metric)
         pending[ref] = key
     return pending
+
+
+#: How long finished units may wait in the driver before they are journaled together.
+#: A hard kill of the driver loses at most this much finished work (it is re-run on
+#: resume); batching is what keeps journaling cheap with thousands of tiny trials.
+JOURNAL_FLUSH_S = 0.25
+#: The most results collected per ``ray.wait`` call.
+_WAIT_BATCH = 256
 
 
 def _drain(pending: dict[Any, UnitKey], reg: Any, run_id: str,
@@ -419,50 +431,68 @@ def _drain(pending: dict[Any, UnitKey], reg: Any, run_id: str,
            on_progress: Callable[[ProgressEvent], None] | None,
            failed: list[dict[str, str]], registered: list[Any], stop: _StopOnSigint) -> None:
     import ray
+
+    refs = list(pending)
+    batch: list[dict[str, Any]] = []
+    last_flush = time.monotonic()
+    try:
+        while refs:
+            if stop.requested:
+                for ref in refs:
+                    ray.cancel(ref, force=True)
+                raise KeyboardInterrupt
+            # One call returns everything finished within the flush interval (or at
+            # once when all that is left has finished).
+            ready, refs = ray.wait(refs, num_returns=min(len(refs), _WAIT_BATCH),
+                                   timeout=JOURNAL_FLUSH_S)
+            for ref, result in zip(ready, _get_all(ready), strict=True):
+                key = pending.pop(ref)
+                trial_id = trial_ids[(key.dataset, key.model)]
+                unit = {"trial_id": trial_id, "unit": key.unit, "status": result["status"],
+                        "payload": result["payload"], "error": result["error"],
+                        "duration_s": result["duration_s"]}
+                if result["status"] == "ok" and key.unit == "final":
+                    # The model and its journal entry land in one transaction.
+                    registered.append(_register(reg, run_id, key, trial_id,
+                                                dataset_ids[key.dataset],
+                                                by_dataset[key.dataset], result, unit))
+                else:
+                    batch.append(unit)
+                if result["status"] != "ok":
+                    failed.append({"dataset": key.dataset, "model": key.model,
+                                   "unit": key.unit,
+                                   "error": result["error"] or "unknown error"})
+                tracker.update(key, result)
+                tracker.emit(on_progress, "unit", key, result["status"], result["error"])
+            now = time.monotonic()
+            if batch and (not refs or now - last_flush >= JOURNAL_FLUSH_S):
+                reg.record_units(batch)
+                batch, last_flush = [], now
+    finally:
+        if batch:  # Ctrl-C or an error: keep what finished so resume skips it
+            reg.record_units(batch)
+
+
+def _get_all(refs: list[Any]) -> list[dict[str, Any]]:
+    """Results of finished tasks; a task lost after Ray's retries is a failed unit."""
+    import ray
     from ray.exceptions import RayError
 
-    while pending:
-        if stop.requested:
-            for ref in pending:
-                ray.cancel(ref, force=True)
-            raise KeyboardInterrupt
-        ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
-        if not ready:
-            continue
-        if len(pending) > 1:
-            # Collect everything else already finished, so journaling is batched.
-            more, _ = ray.wait(list(pending), num_returns=len(pending), timeout=0)
-            ready = list(dict.fromkeys(ready + more))
-        batch = []
-        events = []
-        for ref in ready:
-            key = pending.pop(ref)
-            try:
-                result = ray.get(ref)
-            except RayError as exc:
-                # The task itself was lost (node or worker died) after Ray's retries.
-                result = {"status": "failed", "payload": {}, "artifact": None,
-                          "error": f"{type(exc).__name__}: {str(exc).splitlines()[0]}",
-                          "duration_s": None}
-            trial_id = trial_ids[(key.dataset, key.model)]
-            unit = {"trial_id": trial_id, "unit": key.unit, "status": result["status"],
-                    "payload": result["payload"], "error": result["error"],
-                    "duration_s": result["duration_s"]}
-            if result["status"] == "ok" and key.unit == "final":
-                registered.append(_register(reg, run_id, key, trial_id,
-                                            dataset_ids[key.dataset], by_dataset[key.dataset],
-                                            result, unit))
-            else:
-                batch.append(unit)
-            if result["status"] != "ok":
-                failed.append({"dataset": key.dataset, "model": key.model, "unit": key.unit,
-                               "error": result["error"] or "unknown error"})
-            events.append((key, result))
-        if batch:
-            reg.record_units(batch)
-        for key, result in events:
-            tracker.update(key, result)
-            tracker.emit(on_progress, "unit", key, result["status"], result["error"])
+    if not refs:
+        return []
+    try:
+        return ray.get(refs)
+    except RayError:
+        pass
+    out = []
+    for ref in refs:
+        try:
+            out.append(ray.get(ref))
+        except RayError as exc:  # the node or worker died and retries ran out
+            out.append({"status": "failed", "payload": {}, "artifact": None,
+                        "error": f"{type(exc).__name__}: {str(exc).splitlines()[0]}",
+                        "duration_s": None})
+    return out
 
 
 def _register(reg: Any, run_id: str, key: UnitKey, trial_id: int, dataset_id: int,
@@ -549,8 +579,9 @@ class _Tracker:
         for u in units:
             self.dataset_total[u.dataset] = self.dataset_total.get(u.dataset, 0) + 1
         self.dataset_done = dict.fromkeys(self.dataset_total, 0)
-        self.fold_scores: dict[tuple[str, str], list[float]] = {}
+        self.fold_sums: dict[tuple[str, str], tuple[float, int]] = {}
         self.best: dict[str, tuple[str, float]] = {}
+        self._greater: dict[str, bool] = {}
 
     def seed_from_registry(self, reg: Any, run_id: str, id_to_name: dict[int, str]) -> None:
         for trial in reg.list_trials(run_id):
@@ -562,8 +593,6 @@ class _Tracker:
                             {"status": unit.status, "payload": unit.payload})
 
     def update(self, key: UnitKey, result: dict[str, Any]) -> None:
-        from fleetlearn.evaluation import greater_is_better
-
         self.done += 1
         self.dataset_done[key.dataset] = self.dataset_done.get(key.dataset, 0) + 1
         if result["status"] != "ok" or unit_fold(key.unit) is None:
@@ -572,21 +601,26 @@ class _Tracker:
         value = result["payload"].get("scores", {}).get(metric)
         if value is None:
             return
-        scores = self.fold_scores.setdefault((key.dataset, key.model), [])
-        scores.append(float(value))
-        mean = float(np.mean(scores))
+        total, count = self.fold_sums.get((key.dataset, key.model), (0.0, 0))
+        total, count = total + float(value), count + 1
+        self.fold_sums[(key.dataset, key.model)] = (total, count)
+        mean = total / count
         best = self.best.get(key.dataset)
-        better = greater_is_better(metric)
-        if best is None or best[0] == key.model or (mean > best[1] if better else mean < best[1]):
+        better = self._better(key.dataset)
+        if best is None or (mean > best[1] if better else mean < best[1]):
             self.best[key.dataset] = (key.model, mean)
-            if best is not None and best[0] == key.model:
-                self._recompute_best(key.dataset, better)
+        elif best[0] == key.model:  # the leader's mean dropped: someone else may lead now
+            means = {m: t / c for (d, m), (t, c) in self.fold_sums.items() if d == key.dataset}
+            pick = max(means, key=means.__getitem__) if better else min(
+                means, key=means.__getitem__)
+            self.best[key.dataset] = (pick, means[pick])
 
-    def _recompute_best(self, dataset: str, better: bool) -> None:
-        means = {m: float(np.mean(v)) for (d, m), v in self.fold_scores.items()
-                 if d == dataset and v}
-        pick = max(means, key=means.get) if better else min(means, key=means.get)
-        self.best[dataset] = (pick, means[pick])
+    def _better(self, dataset: str) -> bool:
+        if dataset not in self._greater:
+            from fleetlearn.evaluation import greater_is_better
+
+            self._greater[dataset] = greater_is_better(self.metrics[dataset])
+        return self._greater[dataset]
 
     def emit(self, callback: Callable[[ProgressEvent], None] | None, kind: str,
              unit: UnitKey | None = None, status: str | None = None,

@@ -50,6 +50,7 @@ def connect_ray(address: str | None = None, num_cpus: int | None = None) -> bool
     import ray
 
     if ray.is_initialized():
+        _check_same_cluster(address)
         return False
     address = address or os.environ.get("RAY_ADDRESS") or "local"
     if address in ("local", "auto"):
@@ -74,6 +75,31 @@ def connect_ray(address: str | None = None, num_cpus: int | None = None) -> bool
     except Exception as exc:  # Ray raises ConnectionError, RuntimeError, ... by version
         raise ClusterError(f"Cannot join the Ray cluster at {address}: {exc}") from exc
     return True
+
+
+def _check_same_cluster(address: str | None) -> None:
+    """An explicit address must name the cluster this process is already connected to."""
+    if not address or address in ("local", "auto") or address.startswith("ray://"):
+        return
+    import ray
+
+    current = ray.get_runtime_context().gcs_address
+    if _same_address(current, address):
+        return
+    check_address(address)  # a dead address gets the usual "cannot reach" message
+    raise ClusterError(
+        f"This process is already connected to the Ray cluster at {current}, not {address}: "
+        "call ray.shutdown() first, or leave the address out to use the connected cluster."
+    )
+
+
+def _same_address(a: str, b: str) -> bool:
+    def norm(x: str) -> tuple[str, str]:
+        host, _, port = x.rpartition(":")
+        host = {"localhost": "127.0.0.1"}.get(host, host)
+        return host, port
+
+    return norm(a) == norm(b)
 
 
 @contextlib.contextmanager

@@ -15,7 +15,7 @@ import warnings
 from typing import Any
 
 from sklearn.pipeline import Pipeline
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 __all__ = ["run_unit", "build_pipeline"]
 
@@ -32,16 +32,32 @@ def build_pipeline(spec: Any, schema: Any, random_state: int) -> Pipeline:
     )
 
 
-def _where() -> dict[str, str]:
-    try:
-        import ray
+_WHERE: dict[str, str] = {}
+_CONTROLLER: list[ThreadpoolController] = []
 
-        node = ray.get_runtime_context().get_node_id()
-        node_ip = ray.util.get_node_ip_address()
-    except Exception:  # outside Ray (tests call run_unit directly)
-        node, node_ip = "local", "127.0.0.1"
-    return {"node": node, "node_ip": node_ip, "host": socket.gethostname(),
-            "pid": str(os.getpid())}
+
+def _thread_limit(n: int | None) -> Any:
+    """Cap BLAS/OpenMP threads; the controller (a scan of loaded libraries) is built
+    once per worker process, not once per unit."""
+    if not _CONTROLLER:
+        _CONTROLLER.append(ThreadpoolController())
+    return _CONTROLLER[0].limit(limits=n)
+
+
+def _where() -> dict[str, str]:
+    """Which node and process ran the unit (computed once per worker process)."""
+    if _WHERE:
+        return dict(_WHERE)
+    import ray
+
+    if ray.is_initialized():
+        where = {"node": ray.get_runtime_context().get_node_id(),
+                 "node_ip": ray.util.get_node_ip_address()}
+    else:  # outside Ray (unit tests call run_unit directly): do not start Ray
+        return {"node": "local", "node_ip": "127.0.0.1", "host": socket.gethostname(),
+                "pid": str(os.getpid())}
+    _WHERE.update(where, host=socket.gethostname(), pid=str(os.getpid()))
+    return dict(_WHERE)
 
 
 def run_unit(bundle: dict[str, Any], spec_dict: dict[str, Any], unit: str, seed: int,
@@ -58,7 +74,7 @@ def run_unit(bundle: dict[str, Any], spec_dict: dict[str, Any], unit: str, seed:
     spec = ModelSpec.from_dict(spec_dict)
     caught: list[str] = []
     try:
-        with warnings.catch_warnings(record=True) as seen, threadpool_limits(limits=spec.n_jobs):
+        with warnings.catch_warnings(record=True) as seen, _thread_limit(spec.n_jobs):
             warnings.simplefilter("always")
             payload, artifact = _run(bundle, spec, unit, seed, metric)
             caught = sorted({f"{w.category.__name__}: {w.message}" for w in seen})[:5]

@@ -133,3 +133,18 @@ def test_a_model_that_raises_fails_alone(tables: dict[str, Path], home: Path) ->
     reg = Registry()
     assert reg.get_run(result.run_id).status == "finished"
     assert [m.name for m in reg.list_models()] == ["iris-decision_tree"]
+
+
+def test_an_address_other_than_the_connected_cluster_is_refused(tables: dict[str, Path],
+                                                                 home: Path) -> None:
+    import ray
+
+    current = ray.get_runtime_context().gcs_address
+    with pytest.raises(fleetlearn.FleetlearnError, match="127.0.0.1:1"):
+        fleetlearn.train(tables["iris"], target="species", models=["naive_bayes"], folds=2,
+                         address="127.0.0.1:1")
+    # The connected cluster's own address is fine.
+    result = fleetlearn.train(tables["iris"], target="species", models=["naive_bayes"],
+                              folds=2, curves=False, address=current)
+    assert result.leaderboard["status"].tolist() == ["ok"]
+    assert Registry().get_run(result.run_id).status == "finished"

@@ -13,6 +13,9 @@ def _no_ray(monkeypatch: pytest.MonkeyPatch) -> None:
         raise AssertionError("unit tests must not start Ray; move this test to tests/integration")
 
     monkeypatch.setattr(ray, "init", refuse)
+    # Run after the integration suite in one session, Ray may still be connected:
+    # unit tests must behave as in a fresh process.
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
 
 
 @pytest.fixture(autouse=True)
