@@ -7,9 +7,9 @@ and exit code 2.
 
 from __future__ import annotations
 
+import importlib
 import sys
 
-import click
 import typer
 
 from fleetlearn import __version__
@@ -50,6 +50,24 @@ def interrupted_message(exc: BaseException) -> str:
     return f"interrupted{hint}"
 
 
+def _click_errors(name: str) -> tuple[type[BaseException], ...]:
+    """A click exception class as raised by Typer: newer Typer bundles its own click."""
+    found = []
+    for module in ("typer._click.exceptions", "click.exceptions"):
+        try:
+            cls = getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError):
+            continue
+        if isinstance(cls, type) and cls not in found:
+            found.append(cls)
+    return tuple(found)
+
+
+_ABORT = (*_click_errors("Abort"), typer.Abort)
+_EXIT = (*_click_errors("Exit"), typer.Exit)
+_CLICK_ERROR = _click_errors("ClickException")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code."""
     command = typer.main.get_command(app)
@@ -59,11 +77,11 @@ def main(argv: list[str] | None = None) -> int:
         message = " ".join(str(exc).split())
         print(f"error: {message}", file=sys.stderr)
         return 2
-    except (KeyboardInterrupt, click.exceptions.Abort) as exc:
+    except (KeyboardInterrupt, *_ABORT) as exc:
         return _interrupted(exc)
-    except click.exceptions.Exit as exc:
+    except _EXIT as exc:
         return exc.exit_code
-    except click.ClickException as exc:
+    except _CLICK_ERROR as exc:  # usage errors: click prints usage + one message line
         exc.show()
         return exc.exit_code
     return result if isinstance(result, int) else 0

@@ -32,6 +32,7 @@ def parse_targets(values: list[str] | None) -> str | dict[str, str] | None:
 
 
 def train_command(
+    ctx: typer.Context,
     data: Annotated[list[Path] | None, typer.Argument(
         help="CSV/Parquet files or folders of Parquet shards.", show_default=False)] = None,
     target: Annotated[list[str] | None, typer.Option(
@@ -74,7 +75,14 @@ def train_command(
         if config is not None:
             if data:
                 raise ConfigError("Give datasets either as arguments or in --config, not both.")
-            run_config = load_run_file(config)
+            run_config = _with_overrides(ctx, load_run_file(config), model=model, folds=folds,
+                                         test_size=test_size, metric=metric, seed=seed,
+                                         schedule=schedule, curves=curves, name=name)
+            if _given(ctx, "target") or _given(ctx, "task"):
+                raise ConfigError(
+                    "--target and --task are set per dataset in the --config run file; "
+                    "give them there, not on the command line."
+                )
         else:
             if not data:
                 raise ConfigError(
@@ -99,6 +107,24 @@ def train_command(
     result = run_training(run_config, registry=registry, address=address, resume=resume,
                           quiet=quiet)
     show_result(result)
+
+
+def _given(ctx: typer.Context, param: str) -> bool:
+    """Whether an option was typed on the command line (not left at its default)."""
+    source = ctx.get_parameter_source(param)
+    return source is not None and source.name == "COMMANDLINE"
+
+
+def _with_overrides(ctx: typer.Context, config: Any, **options: Any) -> Any:
+    """Options typed on the command line override the run file's values."""
+    from dataclasses import replace
+
+    changes = {}
+    for param, value in options.items():
+        if _given(ctx, param):
+            changes["models" if param == "model" else param] = (
+                list(value) if param == "model" else value)
+    return replace(config, **changes) if changes else config
 
 
 def run_training(config: Any, *, registry: str | None, address: str | None,

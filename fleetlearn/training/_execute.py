@@ -9,6 +9,7 @@ writes each result to the registry as soon as it arrives: that journal is what
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -123,9 +124,10 @@ def prepare(config: RunConfig) -> list[PreparedDataset]:
     from fleetlearn.catalog import default_models, resolve_model, resolve_model_dict
     from fleetlearn.data import check_folds, load_dataset
 
-    names = _unique(d.name or Path(d.path).name.split(".")[0] for d in config.datasets)
+    names = _unique(d.name or _name_from_path(d.path) for d in config.datasets)
     prepared = []
     for entry, name in zip(config.datasets, names, strict=True):
+        _check_name(name, f"Dataset name {name!r} (from {entry.path})")
         dataset = load_dataset(entry.path, entry.target, task=entry.task, name=name)
         check_folds(dataset, config.folds, config.test_size)
         task = dataset.task
@@ -142,8 +144,31 @@ def prepare(config: RunConfig) -> list[PreparedDataset]:
         specs = [
             replace(s, name=n) for s, n in zip(specs, _unique(s.name for s in specs), strict=True)
         ]
+        for spec in specs:
+            _check_name(f"{name}-{spec.name}", f"Model name {spec.name!r} on dataset {name!r}")
         prepared.append(PreparedDataset(name, dataset, specs, metric, notes))
     return prepared
+
+
+def _name_from_path(path: str) -> str:
+    """A registry-safe dataset name from a file name: ``"my data.v2.csv"`` -> ``"my_data"``."""
+    stem = Path(str(path).rstrip("/")).name.split(".")[0]
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", stem).strip("_.-")
+    return safe[:64] or "data"
+
+
+def _check_name(full: str, what: str) -> None:
+    """Registered models are called ``{dataset}-{model}``: check before training."""
+    from fleetlearn.registry import validate_model_name
+
+    try:
+        validate_model_name(full)
+    except ConfigError:
+        raise ConfigError(
+            f"{what} cannot name a registered model ({full!r}): use letters, digits, '_', "
+            "'.' and '-' only, starting with a letter or digit, at most 128 characters "
+            "together. Set 'name:' in the run file."
+        ) from None
 
 
 def _open_registry(registry: Any) -> Any:

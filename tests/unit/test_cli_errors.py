@@ -163,3 +163,77 @@ def test_catalog_lists_both_tasks(capsys: pytest.CaptureFixture[str]) -> None:
     assert ("svr", "regression") in tasks
     assert sum(1 for e in entries if e["task"] == "classification") >= 8
     assert sum(1 for e in entries if e["task"] == "regression") >= 7
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["train", "--bogus"], ["No such option: --bogus"]),
+        (["train", "x.csv", "--folds", "many"], ["--folds"]),
+        (["runs", "show"], ["Missing argument"]),
+        (["no-such-verb"], ["No such command"]),
+    ],
+    ids=["unknown-option", "bad-int", "missing-argument", "unknown-command"],
+)
+def test_usage_errors_show_usage_not_a_traceback(capsys: pytest.CaptureFixture[str],
+                                                  args: list[str], words: list[str]) -> None:
+    code = main(args)
+    captured = capsys.readouterr()
+    assert code == 2
+    assert "Traceback" not in captured.err + captured.out
+    assert "Usage: fleetlearn" in captured.err
+    for word in words:
+        assert word in captured.err
+
+
+def write_run_file(folder: Path, table: Path, **extra: object) -> Path:
+    import yaml
+
+    doc = {"datasets": [{"path": str(table), "target": "label"}], "folds": 3, **extra}
+    path = folder / "run.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def test_command_line_options_override_the_run_file(capsys: pytest.CaptureFixture[str],
+                                                    table: Path,
+                                                    registry_with_a_model: Registry) -> None:
+    run_file = write_run_file(table.parent, table)
+    # 40 folds on 30 rows is impossible: the error proves --folds replaced the file's 3.
+    code, err = run_cli(capsys, "train", "--config", str(run_file), "--folds", "40")
+    assert_one_line_error(code, err, "fold")
+    code, err = run_cli(capsys, "train", "--config", str(run_file), "-m", "random_forrest")
+    assert_one_line_error(code, err, "random_forest")
+    assert registry_with_a_model.list_runs() == []
+
+
+def test_target_with_a_run_file_is_refused(capsys: pytest.CaptureFixture[str],
+                                           table: Path) -> None:
+    run_file = write_run_file(table.parent, table)
+    code, err = run_cli(capsys, "train", "--config", str(run_file), "-t", "label")
+    assert_one_line_error(code, err, "--target", "run file")
+
+
+def test_dataset_names_must_make_valid_model_names(capsys: pytest.CaptureFixture[str],
+                                                   table: Path,
+                                                   registry_with_a_model: Registry) -> None:
+    run_file = write_run_file(table.parent, table)
+    import yaml
+
+    doc = yaml.safe_load(run_file.read_text())
+    doc["datasets"][0]["name"] = "my people"
+    run_file.write_text(yaml.safe_dump(doc))
+    code, err = run_cli(capsys, "train", "--config", str(run_file))
+    assert_one_line_error(code, err, "'my people'", "letters, digits")
+    assert registry_with_a_model.list_runs() == []
+
+
+def test_file_names_with_spaces_give_safe_dataset_names(table: Path) -> None:
+    from fleetlearn.training import RunConfig, prepare
+    from fleetlearn.training._config import DatasetConfig
+
+    spaced = table.parent / "my people (2024).v2.csv"
+    spaced.write_bytes(table.read_bytes())
+    prepared = prepare(RunConfig(datasets=[DatasetConfig(str(spaced), "label")], folds=3,
+                                 models=["naive_bayes"]))
+    assert prepared[0].name == "my_people_2024"
