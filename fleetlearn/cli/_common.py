@@ -38,10 +38,15 @@ def frame_table(frame: pd.DataFrame, title: str | None = None,
     table = Table(title=title, header_style="bold")
     for col in columns:
         numeric = pd.api.types.is_numeric_dtype(frame[col])
-        table.add_column(col, justify="right" if numeric else "left")
+        table.add_column(col, justify="right" if numeric else "left",
+                         no_wrap=col in _IDENTIFIERS)
     for _, row in frame.iterrows():
         table.add_row(*(_fmt(row[c]) for c in columns))
     return table
+
+
+#: Columns whose values are identifiers: never wrapped or cut (users copy them).
+_IDENTIFIERS = {"name", "id", "model", "dataset", "run", "version", "created"}
 
 
 def rows_table(rows: list[dict[str, Any]], title: str | None = None) -> Table:
@@ -49,7 +54,7 @@ def rows_table(rows: list[dict[str, Any]], title: str | None = None) -> Table:
     if not rows:
         return table
     for key in rows[0]:
-        table.add_column(str(key))
+        table.add_column(str(key), no_wrap=str(key) in _IDENTIFIERS)
     for row in rows:
         table.add_row(*(_fmt(v) for v in row.values()))
     return table

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 import typer
@@ -21,13 +20,29 @@ def catalog_command(
     if json_out:
         print_json(entries)
         return
-    rows = [{
-        "name": e["name"], "task": e["task"], "estimator": e["estimator_path"],
-        "default": "yes" if e["in_default_set"] else "",
-        "note": ("O(n^2): not default on big tables" if e["quadratic"] else "")
-        + ("" if e["available"] else f" needs: pip install 'fleetlearn[{e['extra']}]'"),
-        "params": json.dumps(e["params"])[:50],
-    } for e in entries]
-    console.print(rows_table(rows, title="model catalog"))
+    for kind in ("classification", "regression"):
+        rows = [{
+            "name": e["name"],
+            # The class name; --json has the full dotted path.
+            "estimator": e["estimator_path"].rsplit(".", 1)[-1],
+            "default": "yes" if e["in_default_set"] else "",
+            "note": _note(e),
+            "params": ", ".join(f"{k}={v}" for k, v in e["params"].items())[:60],
+        } for e in entries if e["task"] == kind]
+        if rows:
+            console.print(rows_table(rows, title=f"{kind} models"))
     console.print("Any scikit-learn-compatible estimator works by dotted path too, e.g. "
                   "--model sklearn.ensemble.AdaBoostClassifier:n_estimators=200")
+
+
+def _note(entry: dict) -> str:
+    from fleetlearn.catalog._resolve import LARGE_TABLE_ROWS, SLOW_ON_LARGE_TABLES
+    from fleetlearn.training import RunConfig
+
+    if not entry["available"]:
+        return f"pip install 'fleetlearn[{entry['extra']}]'"
+    if entry["quadratic"] and entry["in_default_set"]:
+        return f"not default > {RunConfig.quadratic_row_limit:,} rows"
+    if entry["name"] in SLOW_ON_LARGE_TABLES and entry["in_default_set"]:
+        return f"not default > {LARGE_TABLE_ROWS:,} rows"
+    return ""

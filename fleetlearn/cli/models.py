@@ -44,10 +44,9 @@ def list_models(
         return
     rows = []
     for v in versions:
-        aliases = reg.aliases(v.name)
         rows.append({
             "name": v.name, "version": v.version,
-            "aliases": ", ".join(a for a, ver in sorted(aliases.items()) if ver == v.version),
+            "aliases": ", ".join(v.aliases),
             "test score": _primary(v), "run": v.run_id or "",
             "size": f"{v.artifact_size / 1024:.0f} KiB",
             "created": v.created_at.strftime("%Y-%m-%d %H:%M:%S"),
@@ -69,9 +68,9 @@ def show_model(
     name, ref_version, alias = parse_model_ref(ref)
     mv = reg.get_model_version(name, version=version or ref_version, alias=alias)
     if json_out:
-        print_json({**mv.to_dict(), "aliases": reg.aliases(mv.name)})
+        print_json(mv.to_dict())
         return
-    aliases = [a for a, v in reg.aliases(mv.name).items() if v == mv.version]
+    aliases = list(mv.aliases)
     console.print(f"[bold]{mv.name}[/] version {mv.version}"
                   + (f" ({', '.join(aliases)})" if aliases else ""))
     console.print(f"  created    {mv.created_at:%Y-%m-%d %H:%M:%S}")
@@ -116,6 +115,8 @@ def delete_model(
     reg = Registry(registry)
     mv = reg.get_model_version(name, version=version)
     if not yes:
-        typer.confirm(f"Delete {mv.name} version {mv.version}?", abort=True)
+        if not typer.confirm(f"Delete {mv.name} version {mv.version}?"):
+            console.print("nothing deleted")
+            raise typer.Exit(1)
     reg.delete_model_version(name, version)
     console.print(f"deleted {name} version {version}")

@@ -61,8 +61,10 @@ def show_run(
     run = reg.get_run(run_id)
     board = run_leaderboard(reg, run.id, metric=metric)
     datasets = reg.run_datasets(run.id)
+    names = {d.id: d.name for d in datasets}
     failures = [
-        {"model": t.model_name, "unit": name, "error": (u.error or "").splitlines()[0][:200]}
+        {"dataset": names.get(t.dataset_id, ""), "model": t.model_name, "unit": name,
+         "status": u.status, "error": ((u.error or "").splitlines() or [""])[0][:200]}
         for t in reg.list_trials(run.id)
         for name, u in sorted(t.units.items())
         if u.status != "ok"

@@ -235,7 +235,7 @@ def train(
     >>> result = fleetlearn.train("wine.csv", target="cultivar",
     ...                           models=["logistic_regression", "random_forest"], folds=3)
     ...                                                         # doctest: +SKIP
-    >>> result.leaderboard[["model", "accuracy_mean"]]          # doctest: +SKIP
+    >>> result.leaderboard[["dataset", "model", "cv_mean", "test"]]  # doctest: +SKIP
     """
     if resume is None and config is None:
         config = RunConfig(

@@ -73,7 +73,14 @@ def connect_ray(address: str | None = None, num_cpus: int | None = None) -> bool
         with _quiet_ray_logs():
             ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR)
     except Exception as exc:  # Ray raises ConnectionError, RuntimeError, ... by version
-        raise ClusterError(f"Cannot join the Ray cluster at {address}: {exc}") from exc
+        text = " ".join(str(exc).split())
+        hint = ""
+        if any(w in text.lower() for w in ("auth", "token", "unauthenticated")):
+            hint = (" The cluster uses Ray token authentication: give this machine the head's "
+                    "token (RAY_AUTH_MODE=token with RAY_AUTH_TOKEN, or RAY_AUTH_TOKEN_PATH; "
+                    "'ray get-auth-token' on the head prints it).")
+        raise ClusterError(f"Cannot join the Ray cluster at {address}: {text[:500]}.{hint}") \
+            from exc
     return True
 
 

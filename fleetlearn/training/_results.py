@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 
+from fleetlearn.errors import FleetlearnError
 from fleetlearn.training._plan import unit_fold
 
 __all__ = ["run_leaderboard", "trial_rows"]
@@ -70,12 +71,21 @@ def run_leaderboard(registry: Any, run_id: str, metric: str | None = None) -> pd
     run = registry.get_run(run_id)
     configured = run.config.get("metric")
     rows = trial_rows(registry, run.id)
+    tasks = [t for t in ("classification", "regression") if any(r["task"] == t for r in rows)]
+    # A run mixing tasks: --metric ranks the tasks it applies to, the others keep theirs.
+    fits = {}
+    for task in tasks:
+        try:
+            fits[task] = check_metric(metric, task) if metric else None
+        except FleetlearnError:
+            fits[task] = None
+    if metric and tasks and not any(fits.values()):
+        check_metric(metric, tasks[0])  # raises the error that names the valid metrics
     boards = []
-    for task in ("classification", "regression"):
+    for task in tasks:
         task_rows = [r for r in rows if r["task"] == task]
-        if not task_rows:
-            continue
-        chosen = metric or (configured.get(task) if isinstance(configured, dict) else configured)
+        chosen = fits[task] or (
+            configured.get(task) if isinstance(configured, dict) else configured)
         chosen = check_metric(chosen or PRIMARY_METRIC[task], task)
         board = leaderboard(task_rows, chosen, task)
         board.insert(2, "metric", chosen)

@@ -97,8 +97,17 @@ def test_same_seed_same_leaderboard_whatever_the_schedule(tables: dict[str, Path
     assert set(boards["sequential"]["dataset"]) == {"iris", "wine", "diabetes"}
     assert (boards["sequential"].query("dataset == 'diabetes'")["metric"] == "r2").all()
 
-    # Sequential: every unit of a dataset finished before the next dataset started.
+    # Re-ranking a mixed run by a classification metric leaves regression on its own.
+    from fleetlearn.training import run_leaderboard
+
     reg = Registry()
+    by_f1 = run_leaderboard(reg, runs["concurrent"], metric="f1_macro")
+    assert set(by_f1.query("dataset != 'diabetes'")["metric"]) == {"f1_macro"}
+    assert set(by_f1.query("dataset == 'diabetes'")["metric"]) == {"r2"}
+    with pytest.raises(fleetlearn.FleetlearnError, match="no_such_metric"):
+        run_leaderboard(reg, runs["concurrent"], metric="no_such_metric")
+
+    # Sequential: every unit of a dataset finished before the next dataset started.
     spans = _dataset_spans(reg, runs["sequential"])
     order = ["iris", "wine", "diabetes"]
     for first, second in zip(order, order[1:], strict=False):
