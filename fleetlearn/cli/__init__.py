@@ -13,7 +13,7 @@ import sys
 import typer
 
 from fleetlearn import __version__
-from fleetlearn.cli import catalog, models, runs, train
+from fleetlearn.cli import catalog, keys, models, runs, serve, train
 from fleetlearn.errors import FleetlearnError
 
 __all__ = ["app", "main"]
@@ -30,6 +30,9 @@ app.command("demo")(train.demo_command)
 app.command("catalog")(catalog.catalog_command)
 app.add_typer(runs.app, name="runs")
 app.add_typer(models.app, name="models")
+app.command("serve")(serve.serve_command)
+app.add_typer(keys.app, name="keys")
+app.command("report")(importlib.import_module("fleetlearn.cli.report").report_command)
 
 
 @app.command("version")

@@ -30,7 +30,14 @@ from fleetlearn.registry._artifacts import (
     untrusted_types,
 )
 from fleetlearn.registry._engine import mask_url
-from fleetlearn.registry._entities import DatasetRecord, ModelVersion, Run, Trial, TrialUnit
+from fleetlearn.registry._entities import (
+    ApiKey,
+    DatasetRecord,
+    ModelVersion,
+    Run,
+    Trial,
+    TrialUnit,
+)
 from fleetlearn.registry._migrate import head_revision
 from fleetlearn.registry._names import parse_model_ref, validate_alias, validate_model_name
 from fleetlearn.registry._store import (
@@ -47,6 +54,7 @@ __all__ = [
     "Trial",
     "TrialUnit",
     "ModelVersion",
+    "ApiKey",
     "ArtifactStore",
     "dump_estimator",
     "load_estimator",

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-__all__ = ["Run", "DatasetRecord", "TrialUnit", "Trial", "ModelVersion"]
+__all__ = ["Run", "DatasetRecord", "TrialUnit", "Trial", "ModelVersion", "ApiKey"]
 
 
 def _jsonable(value: Any) -> Any:
@@ -134,3 +134,20 @@ class ModelVersion(_Record):
     def ref(self) -> str:
         """``"name:version"``, the string users pass back to load this exact version."""
         return f"{self.name}:{self.version}"
+
+
+@dataclass(frozen=True)
+class ApiKey(_Record):
+    """An API key as stored: never the secret, only what identifies it.
+
+    ``prefix`` is the secret's first 8 characters (``flk_`` + 4), enough to recognise
+    a key in a list without revealing it.
+    """
+
+    id: int
+    name: str
+    prefix: str
+    role: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None

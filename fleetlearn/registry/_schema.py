@@ -23,6 +23,8 @@ __all__ = [
     "SqlTrialUnit",
     "SqlModelVersion",
     "SqlAlias",
+    "SqlApiKey",
+    "SqlInferenceStats",
     "utcnow",
 ]
 
@@ -189,3 +191,34 @@ class SqlAlias(Base):
     alias: Mapped[str] = mapped_column(sa.String(128), primary_key=True)
     version: Mapped[int] = mapped_column(sa.Integer)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class SqlApiKey(Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(sa.String(128))
+    prefix: Mapped[str] = mapped_column(sa.String(16))
+    key_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    role: Mapped[str] = mapped_column(sa.String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class SqlInferenceStats(Base):
+    __tablename__ = "inference_stats"
+    __table_args__ = (sa.UniqueConstraint("replica", "model", "version", "window_start"),)
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    replica: Mapped[str] = mapped_column(sa.String(64))
+    model: Mapped[str] = mapped_column(sa.String(128))
+    version: Mapped[int] = mapped_column(sa.Integer)
+    window_start: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    window_s: Mapped[float] = mapped_column(sa.Float)
+    requests: Mapped[int] = mapped_column(sa.BigInteger)
+    errors: Mapped[int] = mapped_column(sa.BigInteger)
+    rows: Mapped[int] = mapped_column(sa.BigInteger)
+    latency_sum_ms: Mapped[float] = mapped_column(sa.Float)
+    histogram: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    process: Mapped[dict[str, Any]] = mapped_column(JSONType)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import re
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
@@ -45,6 +46,7 @@ from fleetlearn.registry._schema import (
     SqlTrialUnit,
     utcnow,
 )
+from fleetlearn.registry._serving_store import ServingStoreMixin
 
 __all__ = ["Registry", "RUN_STATUSES", "TRIAL_STATUSES", "UNIT_STATUSES"]
 
@@ -87,7 +89,7 @@ def _is_version_conflict(exc: IntegrityError) -> bool:
     )
 
 
-class Registry:
+class Registry(ServingStoreMixin):
     """The fleetlearn registry: a SQL database plus a folder of skops artifacts.
 
     Opening a registry upgrades its schema to the newest migration. SQLite (the
@@ -207,7 +209,8 @@ class Registry:
 
     # ---------------------------------------------------------------------- runs
 
-    def create_run(self, config: dict[str, Any], seed: int, name: str | None = None) -> Run:
+    def create_run(self, config: dict[str, Any], seed: int, name: str | None = None,
+                   run_id: str | None = None) -> Run:
         """Start a run: status ``"running"``, created and started now.
 
         Parameters
@@ -218,16 +221,21 @@ class Registry:
             The run seed every trial seed derives from.
         name : str, optional
             A human-friendly label.
+        run_id : str, optional
+            The id to use (12 lowercase hex characters); a new random one by default.
+            The API picks it up front so it can answer before the run starts.
 
         Returns
         -------
         Run
         """
+        if run_id is not None and not re.fullmatch(r"[0-9a-f]{12}", run_id):
+            raise ConfigError(f"A run id is 12 lowercase hex characters, got '{run_id}'.")
         if not isinstance(config, dict):
             raise ConfigError(f"A run config must be a dict, got {type(config).__name__}.")
         now = utcnow()
         row = SqlRun(
-            id=uuid.uuid4().hex[:12],
+            id=run_id or uuid.uuid4().hex[:12],
             name=name,
             status="running",
             config=config,

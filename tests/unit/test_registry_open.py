@@ -22,6 +22,8 @@ REGISTRY_TABLES = {
     "trials",
     "trial_units",
     "model_versions",
+    "api_keys",
+    "inference_stats",
     "aliases",
 }
 

@@ -1,0 +1,71 @@
+"""``fleetlearn serve``: the REST API over the registry's models."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from fleetlearn.cli._common import console
+from fleetlearn.errors import ConfigError
+
+
+def serve_command(
+    host: Annotated[str, typer.Option(help="Address to listen on. Anything but loopback "
+                                      "requires API keys.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    registry: Annotated[str | None, typer.Option(
+        help="Registry URL; $FLEETLEARN_REGISTRY_URL or the home's SQLite.")] = None,
+    auth: Annotated[str, typer.Option(
+        help="auto: keys required once the registry holds one, and always off loopback. "
+             "on: always. off: never (loopback only).")] = "auto",
+    preload: Annotated[list[str] | None, typer.Option(
+        help="Load this model (NAME, NAME@ALIAS, NAME:VERSION) at start; repeatable.")] = None,
+    max_rows: Annotated[int, typer.Option(help="Most rows per predict request.")] = 10_000,
+    max_models: Annotated[int, typer.Option(help="Most model versions in memory.")] = 32,
+    max_cache_mb: Annotated[float, typer.Option(help="Most artifact MiB in memory.")] = 2048.0,
+    batch_wait_ms: Annotated[float, typer.Option(
+        help="Under load, how long a prediction may wait for others to share its call.")] = 2.0,
+    tls_cert: Annotated[Path | None, typer.Option(help="PEM certificate: serve HTTPS.")] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="PEM private key of --tls-cert.")] = None,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning, error.")] = "info",
+    access_log: Annotated[bool, typer.Option(help="Log every request.")] = False,
+) -> None:
+    """Serve the registry's models over HTTP (FastAPI + uvicorn); Ctrl-C stops."""
+    import uvicorn
+
+    from fleetlearn.serving import ServeSettings, ServingState, create_app, is_loopback
+
+    if (tls_cert is None) != (tls_key is None):
+        raise ConfigError("HTTPS needs both --tls-cert and --tls-key.")
+    for path in (tls_cert, tls_key):
+        if path is not None and not path.is_file():
+            raise ConfigError(f"TLS file not found: {path}.")
+    settings = ServeSettings(registry_url=registry, host=host, port=port, auth=auth,
+                             preload=list(preload or []), max_rows=max_rows,
+                             max_models=max_models, max_cache_mb=max_cache_mb,
+                             batch_wait_ms=batch_wait_ms)
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    state = ServingState(settings)
+    if state.auth_required and not state.registry.has_active_keys():
+        raise ConfigError(
+            f"Refusing to serve on {host}: API keys are required there and the registry holds "
+            "none. Create one with 'fleetlearn keys create --role predict', or serve on "
+            "127.0.0.1."
+        )
+    scheme = "https" if tls_cert else "http"
+    shown = f"[{host}]" if ":" in host else host
+    console.print(f"serving {state.registry.url} on {scheme}://{shown}:{port}", highlight=False, soft_wrap=True)
+    if state.auth_required:
+        console.print("API keys required (Authorization: Bearer <key>)", highlight=False, soft_wrap=True)
+    elif is_loopback(host):
+        console.print("no API keys: open to this machine only (create a key with "
+                      "'fleetlearn keys create' to require keys)", highlight=False, soft_wrap=True)
+    console.print(f"docs: {scheme}://{shown}:{port}/docs   Ctrl-C stops", highlight=False, soft_wrap=True)
+    app = create_app(settings, state=state)
+    uvicorn.run(app, host=host, port=port, log_level=log_level.lower(), access_log=access_log,
+                loop="auto", http="auto", ssl_certfile=str(tls_cert) if tls_cert else None,
+                ssl_keyfile=str(tls_key) if tls_key else None, timeout_graceful_shutdown=5)

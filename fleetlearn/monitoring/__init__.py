@@ -1,0 +1,23 @@
+"""Inference statistics (windows, percentiles, time series) and Prometheus metrics.
+
+Nothing here draws: :mod:`fleetlearn.reports` turns ``InferenceStats.series()`` into
+figures.
+"""
+
+from __future__ import annotations
+
+from fleetlearn.monitoring._metrics import ServingMetrics
+from fleetlearn.monitoring._stats import (
+    LATENCY_BUCKETS_MS,
+    InferenceStats,
+    merge_windows,
+    percentile_from_histogram,
+)
+
+__all__ = [
+    "InferenceStats",
+    "LATENCY_BUCKETS_MS",
+    "ServingMetrics",
+    "merge_windows",
+    "percentile_from_histogram",
+]

@@ -1,0 +1,26 @@
+"""Serving: the REST API over the registry's models (FastAPI; Ray Serve on a cluster).
+
+>>> from fleetlearn.serving import ServeSettings, create_app
+>>> app = create_app(ServeSettings(port=8000))      # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from fleetlearn.serving._app import create_app
+from fleetlearn.serving._inputs import InputError, InputProblem, Rows, parse_rows
+from fleetlearn.serving._predictor import Prediction, Predictor
+from fleetlearn.serving._settings import ServeSettings, is_loopback
+from fleetlearn.serving._state import ServingState
+
+__all__ = [
+    "InputError",
+    "InputProblem",
+    "Prediction",
+    "Predictor",
+    "Rows",
+    "ServeSettings",
+    "ServingState",
+    "create_app",
+    "is_loopback",
+    "parse_rows",
+]

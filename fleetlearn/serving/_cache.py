@@ -1,0 +1,172 @@
+"""Which version a reference means now, and the loaded models, bounded and shared.
+
+* References (``name``, ``name@alias``, ``name`` + version) resolve through the
+  registry; resolutions are cached and dropped whenever the registry's
+  :meth:`~fleetlearn.registry.Registry.version_stamp` changes (a new version, a moved
+  or deleted alias), which is checked at most every ``refresh_s`` seconds. A new
+  version is therefore served within ``refresh_s`` without a restart.
+* Loaded models live in an LRU cache bounded by count and by artifact bytes. A version
+  is loaded once even when many requests ask for it at the same moment: the first
+  starts the load, the others wait for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from fleetlearn.data import Schema
+from fleetlearn.registry import ModelVersion
+from fleetlearn.serving._batch import MicroBatcher
+from fleetlearn.serving._predictor import Predictor
+
+__all__ = ["LoadedModel", "ModelCache"]
+
+
+@dataclass
+class LoadedModel:
+    """A model version in memory, with its predictor and its request coalescer."""
+
+    version: ModelVersion
+    predictor: Predictor
+    batcher: MicroBatcher
+    load_s: float
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.version.name, self.version.version)
+
+
+class ModelCache:
+    """Resolve model references and keep loaded versions (LRU by count and bytes).
+
+    Parameters
+    ----------
+    registry : Registry
+    max_models : int
+        Most versions in memory at once.
+    max_bytes : int
+        Most artifact bytes in memory at once (a single bigger model is still served).
+    refresh_s : float
+        How often the registry's version stamp is checked.
+    batcher : callable
+        ``batcher(predictor, name, version) -> MicroBatcher``.
+    on_load, on_evict : callable, optional
+        Called with (LoadedModel) after a load, and on each eviction (for metrics).
+    """
+
+    def __init__(self, registry: Any, max_models: int = 32, max_bytes: int = 2 * 2**30,
+                 refresh_s: float = 1.0,
+                 batcher: Callable[[Predictor, str, int], MicroBatcher] | None = None,
+                 on_load: Callable[[LoadedModel], None] | None = None,
+                 on_evict: Callable[[LoadedModel], None] | None = None) -> None:
+        self.registry = registry
+        self.max_models = max_models
+        self.max_bytes = max_bytes
+        self.refresh_s = refresh_s
+        self._batcher = batcher or (lambda p, n, v: MicroBatcher(p))
+        self._on_load = on_load
+        self._on_evict = on_evict
+        self._models: OrderedDict[tuple[str, int], LoadedModel] = OrderedDict()
+        self._loading: dict[tuple[str, int], asyncio.Future[LoadedModel]] = {}
+        self._refs: dict[tuple[str, int | None, str | None], ModelVersion] = {}
+        self._stamp: str | None = None
+        self._checked = 0.0
+        self.loads = 0
+
+    # ---------------------------------------------------------------- resolution
+
+    def _refresh(self) -> None:
+        now = time.monotonic()
+        if now - self._checked < self.refresh_s:
+            return
+        self._checked = now
+        stamp = self.registry.version_stamp()
+        if stamp != self._stamp:
+            self._stamp = stamp
+            self._refs.clear()
+
+    def resolve(self, name: str, version: int | None = None,
+                alias: str | None = None) -> ModelVersion:
+        """The version a reference means now (cached; registry errors propagate)."""
+        self._refresh()
+        key = (name, version, alias)
+        mv = self._refs.get(key)
+        if mv is None:
+            mv = self.registry.get_model_version(name, version=version, alias=alias)
+            self._refs[key] = mv
+        return mv
+
+    # ------------------------------------------------------------------- models
+
+    @property
+    def size_bytes(self) -> int:
+        return sum(m.version.artifact_size for m in self._models.values())
+
+    def __len__(self) -> int:
+        return len(self._models)
+
+    def cached(self) -> list[LoadedModel]:
+        """Models in memory, least recently used first."""
+        return list(self._models.values())
+
+    def peek(self, mv: ModelVersion) -> LoadedModel | None:
+        """The loaded model for ``mv`` if it is in memory (marks it recently used)."""
+        key = (mv.name, mv.version)
+        loaded = self._models.get(key)
+        if loaded is not None:
+            self._models.move_to_end(key)
+        return loaded
+
+    async def get(self, mv: ModelVersion) -> LoadedModel:
+        """Return ``mv`` loaded, loading it once however many callers ask at once."""
+        loaded = self.peek(mv)
+        if loaded is not None:
+            return loaded
+        key = (mv.name, mv.version)
+        pending = self._loading.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[LoadedModel] = asyncio.get_running_loop().create_future()
+        self._loading[key] = future
+        try:
+            loaded = await asyncio.to_thread(self._load, mv)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: no "never retrieved" warning if nobody waits
+            raise
+        finally:
+            self._loading.pop(key, None)
+        self._models[key] = loaded
+        self._evict()
+        future.set_result(loaded)
+        return loaded
+
+    def load_now(self, mv: ModelVersion) -> LoadedModel:
+        """Load synchronously (start-up preloading, outside any event loop)."""
+        loaded = self.peek(mv) or self._load(mv)
+        self._models[(mv.name, mv.version)] = loaded
+        self._evict()
+        return loaded
+
+    def _load(self, mv: ModelVersion) -> LoadedModel:
+        start = time.perf_counter()
+        pipeline = self.registry.load_model(mv.name, version=mv.version)
+        predictor = Predictor(pipeline, Schema.from_dict(mv.input_schema))
+        loaded = LoadedModel(mv, predictor, self._batcher(predictor, mv.name, mv.version),
+                             time.perf_counter() - start)
+        self.loads += 1
+        if self._on_load is not None:
+            self._on_load(loaded)
+        return loaded
+
+    def _evict(self) -> None:
+        while len(self._models) > 1 and (len(self._models) > self.max_models
+                                         or self.size_bytes > self.max_bytes):
+            _, old = self._models.popitem(last=False)
+            if self._on_evict is not None:
+                self._on_evict(old)
