@@ -246,9 +246,41 @@ def demo_command(
     for _, row in best.iterrows():
         console.print(f"  fleetlearn models show {row['dataset']}-{row['model']}")
     first = best.iloc[0]
-    console.print(f"  fleetlearn models alias {first['dataset']}-{first['model']} 1 production")
-    console.print(f"  fleetlearn runs show {result.run_id}")
     ref = f"{first['dataset']}-{first['model']}"
+    version = next((m.version for m in result.models if m.name == ref), 1)
+    console.print(f"  fleetlearn models alias {ref} {version} production")
+    console.print(f"  fleetlearn runs show {result.run_id}")
+    path, target = next(((p, t) for p, t in tables if p.stem == first["dataset"]), tables[0])
+    console.print("\n[bold]Serve them[/] (REST API; interactive docs at "
+                  "http://127.0.0.1:8000/docs)")
+    console.print("  fleetlearn serve        # in another terminal; Ctrl-C stops", soft_wrap=True)
+    from fleetlearn.evaluation import CLASSIFICATION_METRICS
+
+    body = _example_body(path, target, proba=first["metric"] in CLASSIFICATION_METRICS)
+    if body:
+        console.print(f"  curl -s -X POST http://127.0.0.1:8000/v1/models/{ref}/predict "
+                      f"-H 'content-type: application/json' -d '{body}'",
+                      soft_wrap=True, highlight=False, markup=False)
+    console.print(f"  fleetlearn predict {ref} {path} -o predictions.csv", soft_wrap=True,
+                  highlight=False)
     console.print("\nFrom Python:\n  import fleetlearn\n"
                   f"  model = fleetlearn.Registry().load_model('{ref}')"
                   "\n  model.predict(frame)  # a pandas DataFrame with the input columns")
+
+
+def _example_body(path: Any, target: str, proba: bool) -> str | None:
+    """A predict request body holding the table's first row (target left out)."""
+    import json
+
+    import pandas as pd
+
+    try:
+        frame = (pd.read_parquet(path) if str(path).endswith(".parquet")
+                 else pd.read_csv(path, nrows=1)).head(1).drop(columns=[target])
+    except Exception:  # noqa: BLE001 - only an example: skip it rather than fail the demo
+        return None
+    record = json.loads(frame.to_json(orient="records", date_format="iso"))[0]
+    body: dict[str, Any] = {"records": [record]}
+    if proba:
+        body["return_proba"] = True
+    return json.dumps(body, separators=(",", ":"))
