@@ -32,6 +32,7 @@ app.add_typer(runs.app, name="runs")
 app.add_typer(models.app, name="models")
 app.command("serve")(serve.serve_command)
 app.add_typer(keys.app, name="keys")
+app.command("compare")(importlib.import_module("fleetlearn.cli.compare").compare_command)
 app.command("report")(importlib.import_module("fleetlearn.cli.report").report_command)
 
 

@@ -83,9 +83,10 @@ def show_run(
         console.print(f"  dataset {d.name}: {d.n_rows} rows, {d.n_features} features, "
                       f"{d.task}, target '{d.target}', fingerprint {d.fingerprint[:12]}")
     if not board.empty:
-        from fleetlearn.cli.train import leaderboard_tables
+        from fleetlearn.cli.compare import TIED_NOTE, leaderboard_tables
 
         for table in leaderboard_tables(board):
             console.print(table)
+        console.print(TIED_NOTE.format(alpha=0.05) + f"; details: fleetlearn compare {run.id}")
     if failures:
         console.print(rows_table(failures, title="failed units"))

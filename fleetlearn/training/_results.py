@@ -13,7 +13,7 @@ import pandas as pd
 from fleetlearn.errors import FleetlearnError
 from fleetlearn.training._plan import unit_fold
 
-__all__ = ["run_leaderboard", "trial_rows"]
+__all__ = ["SIGNIFICANCE_COLUMNS", "compare_run", "run_leaderboard", "trial_rows"]
 
 
 def trial_rows(registry: Any, run_id: str) -> list[dict[str, Any]]:
@@ -43,6 +43,9 @@ def trial_rows(registry: Any, run_id: str) -> list[dict[str, Any]]:
                 "model": trial.model_name,
                 "status": status,
                 "fold_scores": [u.payload.get("scores", {}) for u in ok_cv],
+                # Fold numbers of fold_scores: models are compared fold by fold.
+                "fold_ids": [f for f, u in sorted(folds.items(), key=lambda p: p[0] or 0)
+                             if f is not None and u.status == "ok"],
                 "test_scores": final.payload.get("test_scores")
                 if final is not None and final.status == "ok"
                 else None,
@@ -54,17 +57,33 @@ def trial_rows(registry: Any, run_id: str) -> list[dict[str, Any]]:
     return rows
 
 
-def run_leaderboard(registry: Any, run_id: str, metric: str | None = None) -> pd.DataFrame:
+def run_leaderboard(registry: Any, run_id: str, metric: str | None = None,
+                    alpha: float = 0.05) -> pd.DataFrame:
     """The leaderboard of a run: per dataset, models ranked by the primary metric.
 
     Parameters
     ----------
     metric : str, optional
         Rank by this metric instead of the run's primary metric for the task.
+    alpha : float
+        Significance level of ``tied_with_best``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``rank, dataset, metric, model, cv_mean, cv_std, test, fit_time_s,
+        predict_ms_per_row, folds, status``, then the comparison with the best model
+        of the dataset (:func:`fleetlearn.evaluation.compare_to_best` on the fold
+        scores, paired by fold): ``ci_low, ci_high`` (95 % t interval of the CV
+        mean), ``p_value`` (corrected resampled t-test against the best),
+        ``p_adjusted`` (Holm, within the dataset) and ``tied_with_best`` (True when
+        ``p_adjusted >= alpha`` and for the best itself; NA when it cannot be tested:
+        failed, or fewer than 2 folds shared with the best).
 
     Examples
     --------
     >>> board = run_leaderboard(Registry(), "3f2a9c")    # doctest: +SKIP
+    >>> board[board["tied_with_best"].fillna(False)]["model"]    # doctest: +SKIP
     """
     from fleetlearn.evaluation import PRIMARY_METRIC, check_metric, leaderboard
 
@@ -96,7 +115,105 @@ def run_leaderboard(registry: Any, run_id: str, metric: str | None = None) -> pd
                 f"test_{chosen}": "test",
             }
         )
-        boards.append(board)
+        boards.append(_with_significance(board, task_rows, chosen, run.config.get("folds"),
+                                         alpha))
     if not boards:
         return pd.DataFrame()
     return pd.concat(boards, ignore_index=True)
+
+
+#: Columns :func:`run_leaderboard` adds from the comparison with the best model.
+SIGNIFICANCE_COLUMNS = ("ci_low", "ci_high", "p_value", "p_adjusted", "tied_with_best")
+
+
+def _with_significance(board: pd.DataFrame, rows: list[dict[str, Any]], metric: str,
+                       folds: Any, alpha: float) -> pd.DataFrame:
+    """Add the comparison with each dataset's best model to a leaderboard."""
+    from fleetlearn.evaluation import compare_to_best
+
+    found: list[pd.DataFrame] = []
+    for dataset in dict.fromkeys(r["dataset"] for r in rows):
+        scores = {}
+        for r in rows:
+            if r["dataset"] != dataset or r["status"] == "failed":
+                continue
+            ids = r.get("fold_ids") or list(range(len(r["fold_scores"])))
+            scores[r["model"]] = {f: s.get(metric) for f, s in zip(ids, r["fold_scores"],
+                                                                  strict=True)}
+        if not scores:
+            continue
+        k = folds if isinstance(folds, int) and folds >= 2 else None
+        part = compare_to_best(scores, metric, folds=k, alpha=alpha)
+        part.insert(0, "dataset", dataset)
+        found.append(part)
+    columns = ["dataset", "model", *SIGNIFICANCE_COLUMNS]
+    stats = (pd.concat(found, ignore_index=True)[columns] if found
+             else pd.DataFrame(columns=columns))
+    merged = board.merge(stats, on=["dataset", "model"], how="left", validate="one_to_one")
+    merged["tied_with_best"] = merged["tied_with_best"].astype("boolean")
+    for col in SIGNIFICANCE_COLUMNS[:-1]:
+        merged[col] = merged[col].astype(float)
+    return merged
+
+
+def compare_run(registry: Any, run_id: str, metric: str | None = None,
+                alpha: float = 0.05) -> dict[str, Any]:
+    """The significance leaderboard of a run and, per task, its comparison across datasets.
+
+    Parameters
+    ----------
+    metric : str, optional
+        As in :func:`run_leaderboard`.
+    alpha : float
+        Significance level of ``tied_with_best`` and of the Nemenyi critical difference.
+
+    Returns
+    -------
+    dict
+        ``{"run": Run, "leaderboard": DataFrame (as run_leaderboard), "across":
+        {task: DatasetComparison}, "notes": [str]}``. ``across`` has an entry for
+        each task with 2 or more datasets sharing 2 or more successfully scored
+        models (ranked by mean CV score); ``notes`` says why a task has none.
+
+    Examples
+    --------
+    >>> result = compare_run(Registry(), "3f2a9c")    # doctest: +SKIP
+    >>> result["across"]["classification"].average_ranks    # doctest: +SKIP
+    {'random_forest': 1.33, 'logistic_regression': 2.0, 'knn': 2.67}
+    """
+    from fleetlearn.evaluation import compare_datasets
+
+    run = registry.get_run(run_id)
+    board = run_leaderboard(registry, run.id, metric=metric, alpha=alpha)
+    across: dict[str, Any] = {}
+    notes: list[str] = []
+    if board.empty:
+        return {"run": run, "leaderboard": board, "across": across, "notes": notes}
+    tasks = {d.name: d.task for d in registry.run_datasets(run.id)}
+    board = board.assign(task=board["dataset"].map(tasks))
+    for task, part in board.groupby("task", sort=True):
+        ok = part[part["status"] != "failed"]
+        scores = ok.pivot_table(index="dataset", columns="model", values="cv_mean",
+                                aggfunc="first", sort=False)
+        n_datasets = part["dataset"].nunique()
+        if n_datasets < 2:
+            continue
+        complete = scores.dropna(axis=1)
+        if complete.shape[1] < 2:
+            notes.append(f"{task}: {n_datasets} datasets but fewer than 2 models scored on "
+                         "all of them, so no comparison across datasets.")
+            continue
+        chosen = str(part["metric"].iloc[0]) if part["metric"].nunique() == 1 else None
+        greater = None
+        if chosen is None:  # per-dataset metrics differ: compare ranks of each one's own
+            from fleetlearn.evaluation import greater_is_better
+
+            directions = {greater_is_better(m) for m in part["metric"].unique()}
+            if len(directions) > 1:
+                notes.append(f"{task}: the datasets are ranked by metrics of opposite "
+                             "directions; pass --metric to compare them across datasets.")
+                continue
+            greater = directions.pop()
+        across[str(task)] = compare_datasets(scores, chosen, alpha=alpha, greater=greater)
+    return {"run": run, "leaderboard": board.drop(columns="task"), "across": across,
+            "notes": notes}

@@ -1,0 +1,73 @@
+"""Plotly figures of a run and its self-contained HTML report.
+
+Figure builders are pure functions (plain data in, ``plotly.graph_objects.Figure``
+out) shared by the report, the PNG export and the GUI:
+
+>>> from fleetlearn.reports import fold_scores_figure
+>>> fig = fold_scores_figure({"ridge": [0.71, 0.74, 0.69]}, "r2")
+>>> fig.layout.title.text
+'r2 per fold'
+
+``build_report(registry, run_id, "report.html")`` writes every figure of a run,
+its configuration, dataset schemas, significance leaderboards and model lineage
+into one HTML file that opens offline (plotly.js is inlined once).
+"""
+
+from __future__ import annotations
+
+from fleetlearn.reports._collect import DatasetReport, RunReport, TestSplit, collect_run
+from fleetlearn.reports._figures import (
+    COLORS,
+    INFERENCE_FIELDS,
+    confusion_matrix_figure,
+    cost_quality_figure,
+    critical_difference_figure,
+    curve_figure,
+    fold_scores_figure,
+    inference_figure,
+    permutation_importance_figure,
+    precision_recall_figure,
+    predicted_vs_actual_figure,
+    residuals_figure,
+    roc_figure,
+    trends_figure,
+)
+from fleetlearn.reports._report import (
+    SECTIONS,
+    ReportFigure,
+    build_report,
+    collect_report,
+    render_html,
+    run_figures,
+    write_pngs,
+    write_report,
+)
+
+__all__ = [
+    "COLORS",
+    "INFERENCE_FIELDS",
+    "SECTIONS",
+    "DatasetReport",
+    "ReportFigure",
+    "RunReport",
+    "TestSplit",
+    "build_report",
+    "collect_report",
+    "collect_run",
+    "confusion_matrix_figure",
+    "cost_quality_figure",
+    "critical_difference_figure",
+    "curve_figure",
+    "fold_scores_figure",
+    "inference_figure",
+    "permutation_importance_figure",
+    "precision_recall_figure",
+    "predicted_vs_actual_figure",
+    "render_html",
+    "residuals_figure",
+    "roc_figure",
+    "run_figures",
+    "trends_figure",
+    "write_pngs",
+    "write_report",
+]
