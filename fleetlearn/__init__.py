@@ -19,6 +19,7 @@ from typing import Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
+    "Client": "fleetlearn.client",
     "Dataset": "fleetlearn.data",
     "load_dataset": "fleetlearn.data",
     "FleetlearnError": "fleetlearn.errors",

@@ -17,7 +17,9 @@ line and exits non-zero; the API (later) maps these to 4xx responses.
     ├── RegistryError             registry unreachable or inconsistent
     │   ├── NotFoundError         no such run, model, version or alias
     │   └── ArtifactIntegrityError digest mismatch, untrusted types
-    └── ClusterError              Ray address unreachable, cluster lost
+    ├── ClusterError              Ray address unreachable, cluster lost
+    └── ApiError                  a fleetlearn server answered with an error (the client)
+        └── ServerUnreachableError nothing answers at the URL (refused, DNS, TLS, timeout)
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ __all__ = [
     "NotFoundError",
     "ArtifactIntegrityError",
     "ClusterError",
+    "ApiError",
+    "ServerUnreachableError",
     "closest",
 ]
 
@@ -88,6 +92,32 @@ class ArtifactIntegrityError(RegistryError):
 
 class ClusterError(FleetlearnError):
     """The Ray cluster cannot be reached or was lost."""
+
+
+class ApiError(FleetlearnError):
+    """A fleetlearn server answered with an error; the message is the server's detail.
+
+    Attributes
+    ----------
+    status : int or None
+        HTTP status (None when no answer came, see :class:`ServerUnreachableError`).
+    detail : str
+        The server's explanation (what was wrong and what to do).
+    error : str
+        The server's error kind, e.g. ``"NotFoundError"``, ``"InputError"``.
+    errors : list of dict
+        Every problem found, for input errors (``loc``, ``msg``, ``type``).
+    """
+
+    def __init__(self, detail: str, status: int | None = None, error: str = "",
+                 errors: list[dict[str, object]] | None = None) -> None:
+        super().__init__(detail)
+        self.detail, self.status, self.error = detail, status, error
+        self.errors = list(errors or [])
+
+
+class ServerUnreachableError(ApiError):
+    """No fleetlearn server answers at the URL (refused, unknown host, TLS, timeout)."""
 
 
 def closest(name: str, candidates: Iterable[str]) -> str | None:

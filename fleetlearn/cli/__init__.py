@@ -34,6 +34,7 @@ app.command("serve")(serve.serve_command)
 app.add_typer(keys.app, name="keys")
 app.command("compare")(importlib.import_module("fleetlearn.cli.compare").compare_command)
 app.command("report")(importlib.import_module("fleetlearn.cli.report").report_command)
+app.command("predict")(importlib.import_module("fleetlearn.cli.predict").predict_command)
 
 
 @app.command("version")

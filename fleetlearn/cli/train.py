@@ -66,6 +66,9 @@ def train_command(
         help="Resume an interrupted run by id: train only what is missing.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    run_id: Annotated[str | None, typer.Option(
+        "--run-id", hidden=True, help="Id of the new run (12 hex characters); the REST API "
+        "picks it so it can answer before the run is written.")] = None,
 ) -> None:
     """Train models on one or more tables in parallel on Ray, register them, rank them."""
     from fleetlearn.training import RunConfig, dataset_configs, load_run_file
@@ -101,11 +104,11 @@ def train_command(
         # Ray may print cluster events (a lost node...) to stdout; keep stdout pure JSON.
         with contextlib.redirect_stdout(sys.stderr):
             result = run_training(run_config, registry=registry, address=address,
-                                  resume=resume, quiet=True)
+                                  resume=resume, quiet=True, run_id=run_id)
         print_json(result.to_dict())
         return
     result = run_training(run_config, registry=registry, address=address, resume=resume,
-                          quiet=quiet)
+                          quiet=quiet, run_id=run_id)
     show_result(result)
 
 
@@ -128,10 +131,10 @@ def _with_overrides(ctx: typer.Context, config: Any, **options: Any) -> Any:
 
 
 def run_training(config: Any, *, registry: str | None, address: str | None,
-                 resume: str | None, quiet: bool) -> Any:
+                 resume: str | None, quiet: bool, run_id: str | None = None) -> Any:
     try:
         return _run_training(config, registry=registry, address=address, resume=resume,
-                             quiet=quiet)
+                             quiet=quiet, run_id=run_id)
     except KeyboardInterrupt as exc:
         # Typer would turn this into a bare exit 130; say which run stopped and how to go on.
         from fleetlearn.cli import interrupted_message
@@ -141,12 +144,13 @@ def run_training(config: Any, *, registry: str | None, address: str | None,
 
 
 def _run_training(config: Any, *, registry: str | None, address: str | None,
-                  resume: str | None, quiet: bool) -> Any:
+                  resume: str | None, quiet: bool, run_id: str | None = None) -> Any:
     from fleetlearn.cli._progress import RunProgress
     from fleetlearn.training import train_run
 
     if quiet:
-        return train_run(config, registry=registry, address=address, resume=resume)
+        return train_run(config, registry=registry, address=address, resume=resume,
+                         run_id=run_id)
     with console.status("starting Ray and loading data..."):
         # The status spinner stops at the first progress event.
         holder: dict[str, Any] = {}
@@ -160,57 +164,21 @@ def _run_training(config: Any, *, registry: str | None, address: str | None,
 
         try:
             return train_run(config, registry=registry, address=address, resume=resume,
-                             on_progress=first)
+                             on_progress=first, run_id=run_id)
         finally:
             if "progress" in holder:
                 holder["progress"].__exit__(None, None, None)
 
 
-def leaderboard_tables(board: Any) -> list[Any]:
-    """One compact Rich table per dataset (fits an 80-column terminal)."""
-    import math
-
-    from rich import box
-    from rich.table import Table
-
-    def num(value: Any, digits: int = 4) -> str:
-        if value is None or (isinstance(value, float) and math.isnan(value)):
-            return ""
-        return f"{value:.{digits}f}"
-
-    tables = []
-    for dataset, part in board.groupby("dataset", sort=False):
-        metric = part["metric"].iloc[0]
-        folds = int(part["folds"].max())
-        table = Table(title=f"{dataset}: {metric}, {folds}-fold CV and held-out test",
-                      header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
-        table.add_column("#", justify="right")
-        table.add_column("model", no_wrap=True)
-        table.add_column("cv mean ± sd", justify="right", no_wrap=True)
-        table.add_column("test", justify="right")
-        table.add_column("fit s", justify="right")
-        table.add_column("ms/row", justify="right")
-        table.add_column("status", no_wrap=True)
-        for _, row in part.iterrows():
-            rank = "" if math.isnan(row["rank"]) else str(int(row["rank"]))
-            cv = num(row["cv_mean"])
-            if cv and not math.isnan(row["cv_std"]):
-                cv += f" ± {row['cv_std']:.3f}"
-            status = str(row["status"])
-            if status != "failed" and int(row["folds"]) < folds:
-                status += f" ({int(row['folds'])}/{folds} folds)"
-            table.add_row(rank, str(row["model"]), cv, num(row["test"]),
-                          num(row.get("fit_time_s"), 2), num(row.get("predict_ms_per_row"), 3),
-                          status)
-        tables.append(table)
-    return tables
-
-
 def show_result(result: Any) -> None:
     for warning in result.warnings:
         err_console.print(f"[yellow]note:[/] {warning}")
+    from fleetlearn.cli.compare import TIED_NOTE, leaderboard_tables
+
     for table in leaderboard_tables(result.leaderboard):
         console.print(table)
+    if "tied_with_best" in result.leaderboard:
+        console.print(TIED_NOTE.format(alpha=0.05), style="dim", highlight=False)
     if result.failed:
         err_console.print(f"[yellow]{len(result.failed)} unit(s) failed[/]; details: "
                           f"fleetlearn runs show {result.run_id}")

@@ -16,7 +16,9 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fleetlearn import __version__
 from fleetlearn.errors import (
@@ -200,6 +202,15 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
+_BACKGROUND: set[Any] = set()  # strong references: the loop keeps only weak ones
+
+
+def _background_done(task: Any) -> None:
+    _BACKGROUND.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("preloading failed: %s", task.exception())
+
+
 @health.get("/readyz", summary="The registry answers and preloaded models are in memory",
             responses={503: {"model": ErrorBody}})
 async def readyz(state: StateDep) -> Any:
@@ -218,6 +229,11 @@ async def readyz(state: StateDep) -> Any:
             return _error(503, f"Preloaded model {ref}: {exc}", type(exc).__name__)
         if state.cache.peek(mv) is None:
             missing.append(ref)
+            # Load it now (once, however many probes ask): a not-ready replica gets no
+            # traffic, so after an alias moves nothing else would ever load the target.
+            task = asyncio.ensure_future(state.cache.get(mv))
+            _BACKGROUND.add(task)
+            task.add_done_callback(_background_done)
     if missing:
         return _error(503, f"Not loaded yet: {', '.join(missing)}.", "NotReady")
     return {"status": "ready", "registry_stamp": stamp, "models_loaded": len(state.cache)}
@@ -376,6 +392,11 @@ async def predict_route(
                   f"{first} See 'errors' for all of them.")
         return _error(exc.status, detail, "InputError",
                       errors=[p.to_dict() for p in exc.problems], more=exc.extra)
+    except Exception:
+        # A failure of the server or the model still counts in /v1/stats' error rate.
+        state.stats.record(mv.name, mv.version, (time.perf_counter() - start) * 1e3, 0,
+                           error=True)
+        raise
     labels = (mv.name, str(mv.version))
     state.metrics.rows.labels(*labels).inc(rows.n)
     for column, count in rows.unseen.items():
@@ -501,13 +522,37 @@ def create_app(settings: ServeSettings | None = None, state: ServingState | None
         default_response_class=ORJSONResponse,
     )
     app.state.serving = state
-    for router in (health, models, predict, monitoring, keys, *(extra_routers or [])):
+    from fleetlearn.serving._training import router as training  # imports this module
+
+    for router in (health, models, predict, monitoring, keys, training,
+                   *(extra_routers or [])):
         app.include_router(router)
     app.add_middleware(_Instrument)
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> ORJSONResponse:
         return _error(exc.status, exc.detail, exc.error, exc.headers)
+
+    # FastAPI's own 422 (query, path, JSON body) and Starlette's 404/405 answer
+    # {"detail": ...} only: give them the same {"detail", "error"} shape as the rest.
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> ORJSONResponse:
+        errors = [{"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")),
+                   "type": str(e.get("type", ""))} for e in exc.errors()]
+        first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
+        where = ".".join(str(p) for p in first["loc"])
+        return _error(422, f"Invalid request: {where}: {first['msg']}." if where else
+                      f"Invalid request: {first['msg']}.", "ValidationError", errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code < 400 or exc.status_code in (204, 304):
+            return Response(status_code=exc.status_code, headers=exc.headers)
+        error = {404: "NotFound", 405: "MethodNotAllowed"}.get(exc.status_code, "HTTPError")
+        detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        if exc.status_code == 404:
+            detail = f"No route {request.method} {request.url.path}: see /docs for the API."
+        return _error(exc.status_code, detail, error, exc.headers)
 
     @app.exception_handler(FleetlearnError)
     async def _fleetlearn_error(request: Request, exc: FleetlearnError) -> ORJSONResponse:

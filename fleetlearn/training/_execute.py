@@ -289,9 +289,18 @@ def train_run(
     address: str | None = None,
     on_progress: Callable[[ProgressEvent], None] | None = None,
     resume: str | None = None,
+    run_id: str | None = None,
 ) -> TrainResult:
-    """Run (or resume) a configured training run; see :func:`train`."""
+    """Run (or resume) a configured training run; see :func:`train`.
+
+    ``run_id`` (12 lowercase hex characters) names a new run up front: the REST API
+    answers with it before the training process has written the run.
+    """
     started = time.perf_counter()
+    if resume is not None and run_id is not None:
+        raise ConfigError("A resumed run keeps its id: give either resume or run_id, not both.")
+    if run_id is not None and not re.fullmatch(r"[0-9a-f]{12}", run_id):
+        raise ConfigError(f"A run id is 12 lowercase hex characters, got '{run_id}'.")
     reg = _open_registry(registry)
     if resume is not None:
         run = reg.get_run(resume)
@@ -308,7 +317,7 @@ def train_run(
 
     started_ray = connect_ray(address)
     try:
-        return _execute(config, prepared, reg, on_progress, resume, started)
+        return _execute(config, prepared, reg, on_progress, resume, started, run_id)
     finally:
         if started_ray:
             import ray
@@ -318,7 +327,7 @@ def train_run(
 
 def _execute(config: RunConfig, prepared: list[PreparedDataset], reg: Any,
              on_progress: Callable[[ProgressEvent], None] | None, resume: str | None,
-             started: float) -> TrainResult:
+             started: float, new_id: str | None = None) -> TrainResult:
     import ray
 
     from fleetlearn.training._tasks import run_unit
@@ -327,7 +336,8 @@ def _execute(config: RunConfig, prepared: list[PreparedDataset], reg: Any,
         n for p in prepared for n in p.notes
     ]
     if resume is None:
-        run = reg.create_run(config.to_dict(), seed=config.seed, name=config.name)
+        run = reg.create_run(config.to_dict(), seed=config.seed, name=config.name,
+                             run_id=new_id)
     else:
         run = reg.set_run_status(resume, "running")
     run_id = run.id

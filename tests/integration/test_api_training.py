@@ -1,0 +1,144 @@
+"""Training through the REST API, end to end: upload, run on Ray, follow, rank, predict.
+
+A real uvicorn server on loopback; runs train in child processes that join the
+session's Ray instance (``ServeSettings.ray_address``), as they would join a cluster.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import uvicorn
+from sklearn.datasets import load_iris, make_classification
+
+import fleetlearn
+from fleetlearn.client import Client
+from fleetlearn.serving import ServeSettings, create_app
+
+pytestmark = pytest.mark.usefixtures("ray_session")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def served(home: Path) -> Iterator[Client]:
+    import ray
+
+    port = _free_port()
+    settings = ServeSettings(registry_url=f"sqlite:///{home}/registry.db",
+                             artifact_dir=str(home / "artifacts"), data_dir=str(home / "data"),
+                             port=port, refresh_s=0.2,
+                             ray_address=ray.get_runtime_context().gcs_address)
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    try:
+        with Client(f"http://127.0.0.1:{port}") as client:
+            yield client
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def _iris_csv(folder: Path) -> Path:
+    frame = load_iris(as_frame=True).frame
+    frame.columns = ["sepal_length", "sepal_width", "petal_length", "petal_width", "species"]
+    frame["species"] = frame["species"].map({0: "setosa", 1: "versicolor", 2: "virginica"})
+    path = folder / "iris.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def test_upload_train_follow_rank_and_predict(served: Client, tmp_path: Path) -> None:
+    csv = _iris_csv(tmp_path)
+    uploaded = served.upload_dataset(csv)
+    assert uploaded["rows"] == 150
+    assert uploaded["columns"][-1] == "species"
+
+    started = served.start_run(uploaded["name"], "species",
+                               models=["logistic_regression", "decision_tree"], folds=3,
+                               name="api-iris")
+    # 2 models x (3 folds + final + learning curve)
+    assert started["units_total"] == 10
+    seen: list[dict] = []
+    run = served.wait_for_run(started["id"], timeout=300, poll_s=0.5, on_progress=seen.append)
+    assert run["status"] == "finished", run
+    assert run["name"] == "api-iris"
+    assert run["progress"]["units_done"] == run["progress"]["units_total"] == 10
+    assert run["progress"]["trials_done"] == 2
+    assert run["progress"]["failures"] == []
+    assert run["datasets"] == [{"name": "iris", "rows": 150, "features": 4,
+                                "task": "classification", "target": "species"}]
+    done = [s["progress"]["units_done"] for s in seen if s.get("progress")]
+    assert done == sorted(done)  # progress only moves forward
+    assert {s["status"] for s in seen} <= {"starting", "running", "finished"}
+    assert started["id"] in {r["id"] for r in served.runs(status="finished")}
+
+    board = served.leaderboard(started["id"])
+    assert [row["rank"] for row in board] == [1, 2]
+    assert {row["model"] for row in board} == {"logistic_regression", "decision_tree"}
+    assert all(0.8 <= row["cv_mean"] <= 1.0 and row["test"] is not None for row in board)
+    assert served.leaderboard(started["id"], metric="f1_macro")[0]["metric"] == "f1_macro"
+
+    best = f"iris-{board[0]['model']}"
+    assert best in {m["name"] for m in served.models()}
+    rows = pd.read_csv(csv)
+    answer = served.predict(best, rows.drop(columns="species"), return_proba=True)
+    assert answer["version"] == 1
+    assert len(answer["predictions"]) == 150
+    agree = sum(p == s for p, s in zip(answer["predictions"], rows["species"], strict=True))
+    assert agree / 150 > 0.9
+    assert set(answer["classes"]) == {"setosa", "versicolor", "virginica"}
+    assert Path(run["process"]["log"]).read_text().count("finished") >= 1
+
+
+def test_cancel_marks_the_run_interrupted_and_it_resumes(served: Client,
+                                                          tmp_path: Path) -> None:
+    X, y = make_classification(n_samples=6000, n_features=20, random_state=0)
+    frame = pd.DataFrame(X, columns=[f"x{i}" for i in range(20)]).assign(label=y)
+    path = tmp_path / "slow.parquet"
+    frame.to_parquet(path)
+    served.upload_dataset(path)
+    started = served.start_run("slow.parquet", "label", folds=5,
+                               models=["random_forest:n_estimators=150", "knn"])
+    run_id = started["id"]
+    deadline = time.monotonic() + 180
+    while True:  # cancel once some units are journaled and most are not
+        run = served.run(run_id)
+        if run["status"] == "running" and run["progress"]["units_done"] >= 1:
+            break
+        assert run["status"] in ("starting", "running"), run
+        assert time.monotonic() < deadline, run
+        time.sleep(0.1)
+
+    stopped = served.cancel_run(run_id)
+    assert stopped["status"] == "interrupted", stopped
+    assert stopped["process"]["running"] is False
+    assert stopped["progress"]["units_done"] < stopped["progress"]["units_total"]
+    with pytest.raises(fleetlearn.errors.ApiError) as caught:
+        served.cancel_run(run_id)
+    assert caught.value.status == 409
+    assert "interrupted" in str(caught.value)
+
+    # The journal kept what finished: resuming trains only the rest and finishes the run.
+    result = fleetlearn.train(resume=run_id)
+    assert result.run_id == run_id
+    after = served.run(run_id)
+    assert after["status"] == "finished"
+    assert after["progress"]["units_done"] == after["progress"]["units_total"]
+    assert len(served.leaderboard(run_id)) == 2

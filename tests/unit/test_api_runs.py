@@ -1,0 +1,179 @@
+"""Run requests, progress, leaderboards and cancel through the REST API, without Ray.
+
+Checks happen in the server; a run that passes them trains in a child process. Here the
+child is pointed at a dead Ray address, so it stops before training (and before Ray).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sklearn.datasets import load_iris
+
+from fleetlearn.config import fleetlearn_home
+from fleetlearn.registry import Registry
+from fleetlearn.serving import ServeSettings, create_app
+
+
+@pytest.fixture
+def setup(tmp_path: Path) -> Iterator[tuple[TestClient, Registry, Path]]:
+    home = tmp_path / "home"
+    home.mkdir()
+    data = tmp_path / "data"
+    data.mkdir()
+    frame = load_iris(as_frame=True).frame.rename(columns={"target": "species"})
+    frame.to_csv(data / "iris.csv", index=False)
+    url = f"sqlite:///{home}/registry.db"
+    settings = ServeSettings(registry_url=url, artifact_dir=str(home / "artifacts"),
+                             data_dir=str(data), ray_address="127.0.0.1:1")
+    reg = Registry(url, artifact_dir=home / "artifacts")
+    with TestClient(create_app(settings)) as client:
+        yield client, reg, data
+    reg.close()
+
+
+@pytest.mark.parametrize(("body", "status", "says"), [
+    ({"datasets": ["iris.csv"]}, 422, "No target column for dataset 'iris.csv'"),
+    ({"datasets": ["iris.csv"], "target": "label"}, 422, "Target column 'label'"),
+    ({"datasets": ["irsi.csv"], "target": "species"}, 422, "Did you mean 'iris.csv'?"),
+    ({"datasets": ["../home/registry.db"], "target": "x"}, 422, "outside the server's data"),
+    ({"datasets": ["/etc/passwd"], "target": "x"}, 422, "outside the server's data"),
+    ({"datasets": ["iris.csv"], "target": "species", "folds": 1}, 422,
+     "'folds' option must be an int in the range [2, inf)"),
+    ({"datasets": ["iris.csv"], "target": "species", "models": ["random_forrest"]}, 422,
+     "random_forest"),
+    ({"datasets": ["iris.csv"], "target": "species", "metric": "r2"}, 422, "r2"),
+    ({"datasets": ["iris.csv"], "target": "species", "folds": "five"}, 422, "folds"),
+    ({"datasets": ["iris.csv"], "target": "species", "seeds": 3}, 422, "seeds"),
+    ({"datasets": []}, 422, "datasets"),
+])
+def test_bad_run_requests_are_422_and_write_nothing(
+        setup: tuple[TestClient, Registry, Path], body: dict, status: int, says: str) -> None:
+    client, reg, _ = setup
+    r = client.post("/v1/runs", json=body)
+    assert r.status_code == status, r.text
+    answer = r.json()
+    assert set(answer) >= {"detail", "error"}
+    assert isinstance(answer["detail"], str)
+    assert says in answer["detail"]
+    assert reg.list_runs() == []
+    assert not (fleetlearn_home() / "runs").exists()  # no process was started
+
+
+def test_a_dataset_is_found_by_its_name_without_suffix(
+        setup: tuple[TestClient, Registry, Path]) -> None:
+    client, _, _ = setup
+    r = client.post("/v1/runs", json={"datasets": [{"dataset": "iris", "target": "nope"}]})
+    assert r.status_code == 422
+    assert "Target column 'nope'" in r.json()["detail"]  # got as far as reading iris.csv
+
+
+def test_a_run_whose_process_fails_before_recording_reports_the_error(
+        setup: tuple[TestClient, Registry, Path]) -> None:
+    client, reg, _ = setup
+    r = client.post("/v1/runs", json={"datasets": ["iris.csv"], "target": "species",
+                                      "models": ["logistic_regression", "decision_tree"],
+                                      "folds": 3, "curves": True})
+    assert r.status_code == 202, r.text
+    started = r.json()
+    # 2 models x (3 folds + final + learning curve), both without per-iteration metrics
+    assert started["units_total"] == 2 * (3 + 1 + 1)
+    assert started["status"] == "starting"
+    # The checks' notes come back at once (iris' species are the numbers 0, 1, 2).
+    assert any("task inferred as classification" in w for w in started["warnings"])
+    run_id = started["id"]
+    listed = client.get("/v1/runs").json()["data"]
+    assert run_id in {row["id"] for row in listed}
+
+    deadline = time.monotonic() + 120
+    while True:
+        run = client.get(f"/v1/runs/{run_id}").json()
+        if run["status"] != "starting" or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    assert run["status"] == "failed"
+    assert "Cannot reach the Ray cluster at 127.0.0.1:1" in run["error"]
+    assert run["process"]["exit_code"] == 2
+    assert run["process"]["running"] is False
+    assert Path(run["process"]["log"]).is_file()
+    assert reg.list_runs() == []  # the process never got to write the run
+    # Nothing to cancel any more.
+    r = client.post(f"/v1/runs/{run_id}/cancel")
+    assert r.status_code == 409
+    assert "failed" in r.json()["detail"]
+
+
+def _journaled_run(reg: Registry) -> str:
+    """A run as training leaves it half-way: 2 models on iris, some units journaled."""
+    run = reg.create_run({"folds": 2, "curves": True, "final_fit": True, "metric": None},
+                         seed=0, name="half")
+    ds = reg.add_dataset(run.id, fingerprint="f" * 64, name="iris", source="iris.csv",
+                         n_rows=150, n_features=4, task="classification", target="species",
+                         schema={})
+    knn = reg.ensure_trial(run.id, ds.id, "knn", {"name": "knn", "iterative": None})
+    gb = reg.ensure_trial(run.id, ds.id, "gradient_boosting",
+                          {"name": "gradient_boosting", "iterative": "staged_predict"})
+    ok = {"scores": {"accuracy": 0.9}, "fit_time_s": 0.01, "predict_time_per_row_s": 1e-5}
+    reg.record_unit(knn.id, "cv0", "ok", ok)
+    reg.record_unit(knn.id, "cv1", "ok", {**ok, "scores": {"accuracy": 0.94}})
+    reg.record_unit(knn.id, "final", "ok", {"test_scores": {"accuracy": 0.93}})
+    reg.record_unit(knn.id, "curve", "ok", {})
+    reg.record_unit(gb.id, "cv0", "failed", {}, error="ValueError: boom\ntraceback...")
+    return run.id
+
+
+def test_progress_counts_units_the_way_training_plans_them(
+        setup: tuple[TestClient, Registry, Path]) -> None:
+    client, reg, _ = setup
+    run_id = _journaled_run(reg)
+    run = client.get(f"/v1/runs/{run_id[:6]}").json()  # a unique prefix is enough
+    assert run["id"] == run_id
+    assert run["status"] == "running"
+    assert run["name"] == "half"
+    progress = run["progress"]
+    # knn: 2 folds + final + curve; gradient boosting records its curve in final: 2 + 1
+    assert progress["units_total"] == 4 + 3
+    assert progress["units_done"] == 5
+    assert progress["trials_done"] == 1
+    assert progress["trials_total"] == 2
+    assert progress["datasets"] == {"iris": {"units_done": 5, "units_total": 7}}
+    assert progress["failures"] == [{"dataset": "iris", "model": "gradient_boosting",
+                                     "unit": "cv0", "error": "ValueError: boom"}]
+    assert run["process"] is None  # not started by this server: nothing to cancel
+    r = client.post(f"/v1/runs/{run_id}/cancel")
+    assert r.status_code == 409
+    assert "not in a process" in r.json()["detail"]
+
+
+def test_leaderboard_rows_are_json_with_null_for_missing_scores(
+        setup: tuple[TestClient, Registry, Path]) -> None:
+    client, reg, _ = setup
+    run_id = _journaled_run(reg)
+    r = client.get(f"/v1/runs/{run_id}/leaderboard")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["run_id"] == run_id
+    assert body["status"] == "running"
+    rows = {row["model"]: row for row in body["rows"]}
+    assert rows["knn"]["rank"] == 1
+    assert rows["knn"]["cv_mean"] == pytest.approx(0.92)
+    assert rows["knn"]["test"] == pytest.approx(0.93)
+    assert rows["gradient_boosting"]["status"] == "failed"
+    assert rows["gradient_boosting"]["cv_mean"] is None  # NaN in pandas, null in JSON
+    r = client.get(f"/v1/runs/{run_id}/leaderboard", params={"metric": "r2"})
+    assert r.status_code == 422
+    assert "r2" in r.json()["detail"]
+
+
+def test_unknown_runs_are_404(setup: tuple[TestClient, Registry, Path]) -> None:
+    client, _, _ = setup
+    for path in ("/v1/runs/0123456789ab", "/v1/runs/0123456789ab/leaderboard"):
+        r = client.get(path)
+        assert r.status_code == 404
+        assert r.json()["error"] == "NotFoundError"
+    r = client.post("/v1/runs/0123456789ab/cancel")
+    assert r.status_code == 404
