@@ -321,6 +321,20 @@ class Client:
         return self._json("GET", _path("/v1/runs", run_id, "leaderboard"),
                           params=_params(metric=metric))["rows"]
 
+    def compare(self, run_id: str, metric: str | None = None,
+                alpha: float = 0.05) -> dict[str, Any]:
+        """A run's significance comparison: ``leaderboard`` rows with ``tied_with_best``,
+        ``across_datasets`` (average ranks, Friedman, Nemenyi) and ``notes``."""
+        return self._json("GET", _path("/v1/runs", run_id, "compare"),
+                          params=_params(metric=metric, alpha=alpha))
+
+    def trends(self, model: str | None = None, dataset: str | None = None,
+               metric: str | None = None) -> dict[str, Any]:
+        """Scores over time of one model's versions, or of every model of a dataset:
+        ``points`` and a ``summary`` per model (change, Kendall's tau, improving)."""
+        return self._json("GET", "/v1/trends",
+                          params=_params(model=model, dataset=dataset, metric=metric))
+
     def cancel_run(self, run_id: str) -> dict[str, Any]:
         """Stop a run the server started; it ends ``interrupted`` (resumable)."""
         return self._json("POST", _path("/v1/runs", run_id, "cancel"),
