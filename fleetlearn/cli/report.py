@@ -29,6 +29,18 @@ def _read_inference(path: Path) -> list[dict[str, Any]]:
     return windows
 
 
+def registry_inference(registry: Any, run_id: str) -> list[dict[str, Any]]:
+    """The serving statistics the registry holds for this run's model versions."""
+    from fleetlearn.monitoring._stats import series
+
+    run = registry.get_run(run_id)
+    versions = {(mv.name, mv.version) for mv in registry.list_models(run_id=run.id)}
+    if not versions:
+        return []
+    rows = [w for w in registry.inference_stats() if (w["model"], w["version"]) in versions]
+    return series(rows)
+
+
 def report_command(
     run_id: Annotated[str, typer.Argument(help="Run id (a unique prefix is enough).")],
     output: Annotated[Path, typer.Option("--output", "-o",
@@ -39,7 +51,9 @@ def report_command(
     metric: Annotated[str | None, typer.Option(help="Rank and compare by this metric.")] = None,
     alpha: Annotated[float, typer.Option(help="Significance level.")] = 0.05,
     inference: Annotated[Path | None, typer.Option(
-        help="JSON file of inference statistics windows (serving's /v1/stats).")] = None,
+        help="JSON file of inference statistics windows (serving's /v1/stats); by "
+             "default what the registry recorded while this run's models were served.")]
+    = None,
     no_test_split: Annotated[bool, typer.Option(
         "--no-test-split", help="Skip the figures that reload the tables and models.")] = False,
     registry: Annotated[str | None, typer.Option(
@@ -51,6 +65,8 @@ def report_command(
 
     windows = _read_inference(inference) if inference is not None else None
     reg = Registry(registry)
+    if windows is None:
+        windows = registry_inference(reg, run_id) or None
     data = collect_report(reg, run_id, metric=metric, alpha=alpha, inference=windows,
                           test_split=not no_test_split, path=output)
     for d in data.datasets:

@@ -415,10 +415,10 @@ def render_html(report: RunReport, figures: Sequence[ReportFigure] | None = None
         "feature-importance": figs("feature-importance",
                                    "No feature importance: see the notes below."),
         "trends": figs("trends", "No registered versions to follow over time."),
-        "inference": figs("inference", "No inference statistics were given. Pass the "
-                          "windows serving records (its /v1/stats \"series\") with "
-                          "--inference FILE.json to draw latency, throughput, errors, CPU "
-                          "and memory over time."),
+        "inference": figs("inference", "No inference statistics: none of this run's "
+                          "models has been served yet ('fleetlearn serve' records latency, "
+                          "throughput, errors, CPU and memory in the registry), and no "
+                          "--inference FILE.json was given."),
         "lineage": _lineage_html(report),
         "notes": _notes_html(report),
     }
