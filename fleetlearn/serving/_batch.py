@@ -16,7 +16,6 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import Any
 
 from fleetlearn.serving._inputs import Rows
 from fleetlearn.serving._predictor import Prediction, Predictor, concat_rows
@@ -61,28 +60,35 @@ class MicroBatcher:
         self.max_wait_s = max_wait_ms / 1000
         self.executor = executor
         self.on_batch = on_batch
-        self._queue: asyncio.Queue[_Job] | None = None
+        self._queue: asyncio.Queue[_Job | None] | None = None
         self._worker: asyncio.Task[None] | None = None
+        self._closing = False
         self._last_size = 1
         self.calls = 0
 
     async def predict(self, rows: Rows, proba: bool = False) -> Prediction:
         """Predict ``rows``, possibly in one call with other requests."""
         loop = asyncio.get_running_loop()
-        if self._queue is None or self._worker is None or self._worker.done():
+        if (self._queue is None or self._worker is None or self._worker.done()
+                or self._closing):
+            # First use, or closed (the model was evicted while this request held it):
+            # a fresh worker; a closing one finishes what it accepted, then stops.
+            self._closing = False
             self._queue = asyncio.Queue()
-            self._worker = loop.create_task(self._run())
+            self._worker = loop.create_task(self._run(self._queue))
         future: asyncio.Future[Prediction] = loop.create_future()
         self._queue.put_nowait(_Job(rows, proba, future))
         return await future
 
-    async def _run(self) -> None:
-        assert self._queue is not None
-        queue = self._queue
+    async def _run(self, queue: asyncio.Queue[_Job | None]) -> None:
         loop = asyncio.get_running_loop()
-        while True:
-            jobs = [await queue.get()]
-            rows = jobs[0].rows.n
+        stop = False
+        while not stop:
+            first = await queue.get()
+            if first is None:  # close(): everything accepted before it was served
+                return
+            jobs = [first]
+            rows = first.rows.n
             deadline = time.monotonic() + (self.max_wait_s if self._last_size > 1 else 0.0)
             while rows < self.max_rows:
                 if queue.empty():
@@ -95,6 +101,9 @@ class MicroBatcher:
                         break
                 else:
                     job = queue.get_nowait()
+                if job is None:
+                    stop = True
+                    break
                 jobs.append(job)
                 rows += job.rows.n
             self._last_size = len(jobs)
@@ -103,10 +112,22 @@ class MicroBatcher:
                 continue
             try:
                 result = await loop.run_in_executor(self.executor, self._call, live)
-            except Exception as exc:  # noqa: BLE001 - every waiting request gets the error
+            except Exception as exc:  # noqa: BLE001 - every waiting request gets an answer
+                if len(live) == 1:
+                    if not live[0].future.done():
+                        live[0].future.set_exception(exc)
+                    continue
+                # One request's rows may be what failed: retry each alone, so only the
+                # request at fault gets the error.
                 for j in live:
-                    if not j.future.done():
-                        j.future.set_exception(exc)
+                    try:
+                        (part,) = await loop.run_in_executor(self.executor, self._call, [j])
+                    except Exception as one:  # noqa: BLE001
+                        if not j.future.done():
+                            j.future.set_exception(one)
+                    else:
+                        if not j.future.done():
+                            j.future.set_result(part)
                 continue
             for j, part in zip(live, result, strict=True):
                 if not j.future.done():
@@ -131,10 +152,11 @@ class MicroBatcher:
         return parts
 
     def close(self) -> None:
-        """Stop the worker (pending requests are cancelled)."""
-        if self._worker is not None:
-            self._worker.cancel()
-        if self._queue is not None:
-            while not self._queue.empty():
-                job: Any = self._queue.get_nowait()
-                job.future.cancel()
+        """Stop the worker once it has answered every request already accepted.
+
+        Requests in flight when a model is evicted still get their predictions; the
+        worker then exits, releasing the model. A later :meth:`predict` starts anew.
+        """
+        if self._queue is not None and self._worker is not None and not self._worker.done():
+            self._closing = True
+            self._queue.put_nowait(None)

@@ -141,16 +141,16 @@ class ModelCache:
             raise
         finally:
             self._loading.pop(key, None)
-        self._models[key] = loaded
-        self._evict()
+        self._keep(loaded)
         future.set_result(loaded)
         return loaded
 
     def load_now(self, mv: ModelVersion) -> LoadedModel:
         """Load synchronously (start-up preloading, outside any event loop)."""
-        loaded = self.peek(mv) or self._load(mv)
-        self._models[(mv.name, mv.version)] = loaded
-        self._evict()
+        loaded = self.peek(mv)
+        if loaded is None:
+            loaded = self._load(mv)
+            self._keep(loaded)
         return loaded
 
     def _load(self, mv: ModelVersion) -> LoadedModel:
@@ -160,9 +160,14 @@ class ModelCache:
         loaded = LoadedModel(mv, predictor, self._batcher(predictor, mv.name, mv.version),
                              time.perf_counter() - start)
         self.loads += 1
+        return loaded
+
+    def _keep(self, loaded: LoadedModel) -> None:
+        # on_load runs once the model is in the cache, so gauges it sets count it.
+        self._models[loaded.key] = loaded
         if self._on_load is not None:
             self._on_load(loaded)
-        return loaded
+        self._evict()
 
     def _evict(self) -> None:
         while len(self._models) > 1 and (len(self._models) > self.max_models

@@ -29,7 +29,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from fleetlearn.data import Schema
 from fleetlearn.data._preprocess import BooleanToFloat, CategoryToString
-from fleetlearn.serving._inputs import Rows
+from fleetlearn.serving._inputs import InputError, InputProblem, Rows
 
 __all__ = ["Predictor", "concat_rows"]
 
@@ -212,17 +212,38 @@ class Predictor:
     def predict(self, rows: Rows, proba: bool = False) -> Prediction:
         """Predict labels (and, when asked and available, probabilities by class)."""
         start = time.perf_counter()
-        with sklearn.config_context(skip_parameter_validation=True):
+        with (sklearn.config_context(skip_parameter_validation=True),
+              np.errstate(over="ignore", invalid="ignore")):
             if self._blocks is not None:
                 model, X = self.estimator, self.features(rows)
             else:
                 model, X = self.pipeline, rows.frame(self.schema)
-            labels = np.asarray(model.predict(X))
-            probabilities = None
-            if proba and self.has_proba:
-                matrix = np.asarray(model.predict_proba(X), dtype=float)
-                keys = [str(c) for c in self.classes]
-                probabilities = [dict(zip(keys, map(float, r), strict=True)) for r in matrix]
+            try:
+                labels = np.asarray(model.predict(X))
+                probabilities = None
+                if proba and self.has_proba:
+                    matrix = np.asarray(model.predict_proba(X), dtype=float)
+                    keys = [str(c) for c in self.classes]
+                    probabilities = [dict(zip(keys, map(float, r), strict=True))
+                                     for r in matrix]
+            except ValueError as exc:
+                # Finite JSON numbers such as 1e308 overflow once scaled (or cast to
+                # float32 by tree models): the caller's values, so a 422, not a 500.
+                if "too large" not in str(exc):
+                    raise
+                raise InputError([InputProblem(
+                    ("body",), "Some numbers are too large for this model (they overflow "
+                    f"once preprocessed: {str(exc).splitlines()[0]}); send values of the "
+                    "magnitude the model was trained on.", "value_too_large")]) from exc
+        if labels.dtype.kind == "f" and not np.isfinite(labels).all():
+            # A linear model fed huge (finite) numbers answers inf or NaN: the input's
+            # fault, so a 422 naming the rows rather than a silent null.
+            bad = np.flatnonzero(~np.isfinite(labels))
+            raise InputError([InputProblem(
+                ("body", "rows", int(i)), f"Row {int(i)}: the prediction is not a finite "
+                "number (values too large for this model?); send values of the magnitude "
+                "the model was trained on.", "value_too_large") for i in bad[:20]],
+                extra=max(0, len(bad) - 20))
         return Prediction([_plain(v) for v in labels.tolist()], probabilities,
                           time.perf_counter() - start)
 

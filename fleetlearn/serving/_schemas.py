@@ -141,13 +141,20 @@ PREDICT_REQUEST_SCHEMA: dict[str, Any] = {
             "schema": {
                 "type": "object",
                 "additionalProperties": False,
+                # Exactly one layout: 'records', or 'columns' with 'data'.
+                "oneOf": [
+                    {"required": ["records"],
+                     "not": {"anyOf": [{"required": ["columns"]}, {"required": ["data"]}]}},
+                    {"required": ["columns", "data"], "not": {"required": ["records"]}},
+                ],
                 "properties": {
                     "records": {"type": "array", "minItems": 1,
                                 "items": {"type": "object", "additionalProperties": _VALUE},
                                 "description": "One object per row: {column: value}."},
                     "columns": {"type": "array", "items": {"type": "string"},
                                 "description": "Column names, with 'data'."},
-                    "data": {"type": "array", "items": {"type": "array", "items": _VALUE},
+                    "data": {"type": "array", "minItems": 1,
+                             "items": {"type": "array", "items": _VALUE},
                              "description": "Rows as lists in 'columns' order."},
                     "return_proba": {"type": "boolean", "default": False,
                                      "description": "Add class probabilities."},
