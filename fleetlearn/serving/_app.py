@@ -67,7 +67,7 @@ def _error(status: int, detail: str, error: str, headers: dict[str, str] | None 
                           headers=headers)
 
 
-class ApiError(Exception):
+class HttpError(Exception):
     """An HTTP error raised from a dependency or route (status, message, kind)."""
 
     def __init__(self, status: int, detail: str, error: str,
@@ -105,16 +105,16 @@ def require(role: str) -> Callable[[Request], Awaitable[ApiKey | None]]:
         header = request.headers.get("authorization", "")
         scheme, _, secret = header.partition(" ")
         if scheme.lower() != "bearer" or not secret.strip():
-            raise ApiError(401, "An API key is required: send 'Authorization: Bearer <key>' "
+            raise HttpError(401, "An API key is required: send 'Authorization: Bearer <key>' "
                            "(create one with 'fleetlearn keys create --role "
                            f"{role}').", "Unauthorized", {"WWW-Authenticate": "Bearer"})
         key = state.authenticate(secret.strip())
         if key is None:
-            raise ApiError(401, "Unknown or revoked API key: check the key, or ask an admin "
+            raise HttpError(401, "Unknown or revoked API key: check the key, or ask an admin "
                            "for a new one ('fleetlearn keys list').", "Unauthorized",
                            {"WWW-Authenticate": "Bearer"})
         if not role_allows(key.role, role):
-            raise ApiError(403, f"Key '{key.name}' has role '{key.role}'; this needs "
+            raise HttpError(403, f"Key '{key.name}' has role '{key.role}'; this needs "
                            f"'{role}' or higher.", "Forbidden")
         request.scope.setdefault("state", {})["key"] = key.name
         return key
@@ -187,7 +187,7 @@ def _test_score(mv: ModelVersion, metric: str | None = None) -> float | None:
 def _split_ref(raw: str, version: int | None) -> tuple[str, int | None, str | None]:
     name, ref_version, alias = parse_model_ref(raw)
     if version is not None and (ref_version is not None or alias is not None):
-        raise ApiError(422, f"Give the version either in the path ('{raw}') or as "
+        raise HttpError(422, f"Give the version either in the path ('{raw}') or as "
                        f"?version={version}, not both.", "ConfigError")
     return name, version if version is not None else ref_version, alias
 
@@ -529,8 +529,8 @@ def create_app(settings: ServeSettings | None = None, state: ServingState | None
         app.include_router(router)
     app.add_middleware(_Instrument)
 
-    @app.exception_handler(ApiError)
-    async def _api_error(request: Request, exc: ApiError) -> ORJSONResponse:
+    @app.exception_handler(HttpError)
+    async def _api_error(request: Request, exc: HttpError) -> ORJSONResponse:
         return _error(exc.status, exc.detail, exc.error, exc.headers)
 
     # FastAPI's own 422 (query, path, JSON body) and Starlette's 404/405 answer

@@ -62,7 +62,7 @@ from fleetlearn.errors import (
 from fleetlearn.registry import ApiKey
 from fleetlearn.serving._app import (
     ERROR_RESPONSES,
-    ApiError,
+    HttpError,
     ORJSONResponse,
     StateDep,
     _error,
@@ -324,15 +324,15 @@ def _check_name(raw: str, what: str) -> str:
 
     name = raw.strip()
     if any(c in name for c in "/\\\x00") or name in ("", ".", "..") or ".." in name:
-        raise ApiError(422, f"The {what} '{raw[:100]}' is not a plain file name (no folders, "
+        raise HttpError(422, f"The {what} '{raw[:100]}' is not a plain file name (no folders, "
                        "'..' or separators). Send the file itself, named like 'sales_2024.csv'.",
                        "ConfigError")
     if not _NAME_RE.fullmatch(name):
-        raise ApiError(422, f"The {what} '{name[:100]}' may hold letters, digits, '_', '.' "
+        raise HttpError(422, f"The {what} '{name[:100]}' may hold letters, digits, '_', '.' "
                        "and '-' only, start with a letter or digit, and be at most 128 "
                        "characters. Rename the file, or send a 'name' field.", "ConfigError")
     if Path(name).suffix.lower() not in SUPPORTED_SUFFIXES:
-        raise ApiError(422, f"The {what} '{name}' must end in one of "
+        raise HttpError(422, f"The {what} '{name}' must end in one of "
                        f"{', '.join(SUPPORTED_SUFFIXES)} (CSV, TSV or Parquet).", "ConfigError")
     return name
 
@@ -385,10 +385,10 @@ class _MultipartSink:
         filename = params.get(b"filename")
         if filename is not None or name == "file":
             if name != "file":
-                raise ApiError(422, f"The file part is called '{name}'; call it 'file' "
+                raise HttpError(422, f"The file part is called '{name}'; call it 'file' "
                                "(curl -F file=@table.csv).", "ConfigError")
             if self.filename is not None:
-                raise ApiError(422, "Send one file per upload.", "ConfigError")
+                raise HttpError(422, "Send one file per upload.", "ConfigError")
             self.filename = _check_name(filename.decode("utf-8", "replace") if filename
                                         else "", "file name")
             self._part = "file"
@@ -396,7 +396,7 @@ class _MultipartSink:
             self._part = name
             self.fields[name] = bytearray()
         else:
-            raise ApiError(422, f"Unknown form field '{name[:50]}': send 'file' (the table) "
+            raise HttpError(422, f"Unknown form field '{name[:50]}': send 'file' (the table) "
                            "and optionally 'name' (what to call it).", "ConfigError")
 
     def _data(self, data: bytes, start: int, end: int) -> None:
@@ -413,7 +413,7 @@ class _MultipartSink:
             value = self.fields[self._part]
             value += data[start:end]
             if len(value) > 1024:
-                raise ApiError(422, f"The form field '{self._part}' is longer than 1024 bytes.",
+                raise HttpError(422, f"The form field '{self._part}' is longer than 1024 bytes.",
                                "ConfigError")
 
     def flush(self) -> None:
@@ -452,11 +452,11 @@ async def _receive(request: Request, folder: Path, limit_mb: float) -> _Multipar
     kind, params = parse_options_header(request.headers.get("content-type", ""))
     boundary = params.get(b"boundary")
     if kind != b"multipart/form-data" or not boundary:
-        raise ApiError(415, "Upload the table as multipart/form-data with a 'file' part "
+        raise HttpError(415, "Upload the table as multipart/form-data with a 'file' part "
                        "(curl -F file=@table.csv URL).", "UnsupportedMediaType")
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit + (64 << 10):
-        raise ApiError(413, _too_large(int(declared), limit_mb, exact=True), "TooLarge")
+        raise HttpError(413, _too_large(int(declared), limit_mb, exact=True), "TooLarge")
     sink = _MultipartSink(folder, limit)
     parser = MultipartParser(boundary, sink.callbacks())  # type: ignore[arg-type]
     try:
@@ -469,17 +469,17 @@ async def _receive(request: Request, folder: Path, limit_mb: float) -> _Multipar
         await asyncio.to_thread(sink.close)
     except MultipartParseError as exc:
         sink.discard()
-        raise ApiError(422, f"The body is not valid multipart/form-data: {exc}.",
+        raise HttpError(422, f"The body is not valid multipart/form-data: {exc}.",
                        "ConfigError") from exc
     except BaseException:
         sink.discard()
         raise
     if sink.too_large:
         sink.discard()
-        raise ApiError(413, _too_large(sink.size, limit_mb), "TooLarge")
+        raise HttpError(413, _too_large(sink.size, limit_mb), "TooLarge")
     if sink.filename is None:
         sink.discard()
-        raise ApiError(422, "No file in the upload: send the table as a part named 'file' "
+        raise HttpError(422, "No file in the upload: send the table as a part named 'file' "
                        "(curl -F file=@table.csv URL).", "ConfigError")
     return sink
 
@@ -593,7 +593,7 @@ def _store(sink: _MultipartSink, data: Path, name: str) -> tuple[dict[str, Any],
                 existing = _sha256_of(final)
             if existing == digest:
                 return _entry(data, final), False
-            raise ApiError(409, f"A dataset named '{name}' already exists with different "
+            raise HttpError(409, f"A dataset named '{name}' already exists with different "
                            "content. Upload this one under another name (form field 'name'), "
                            "or use the existing one.", "Conflict")
         staged = sink.tmp.with_name(f".upload-{uuid.uuid4().hex}{Path(name).suffix}")
@@ -1140,10 +1140,10 @@ async def cancel_run(state: StateDep, launcher: LauncherDep, _: Train,
     if not stopped:
         current = await asyncio.to_thread(_run_public, state, launcher, run_id)
         if current["status"] == "running":
-            raise ApiError(409, f"Run {run_id} is running, but not in a process this "
+            raise HttpError(409, f"Run {run_id} is running, but not in a process this "
                            "machine's server started (it was started from a command line, "
                            "or on another machine): stop it there with Ctrl-C.", "Conflict")
-        raise ApiError(409, f"Run {run_id} is {current['status']}: nothing to cancel.",
+        raise HttpError(409, f"Run {run_id} is {current['status']}: nothing to cancel.",
                        "Conflict")
     return await asyncio.to_thread(_run_public, state, launcher, run_id)
 
@@ -1194,7 +1194,7 @@ def trends_route(
     from fleetlearn.registry import parse_model_ref
 
     if (model is None) == (dataset is None):
-        raise ApiError(422, "Give exactly one of ?model=NAME or ?dataset=NAME.", "ConfigError")
+        raise HttpError(422, "Give exactly one of ?model=NAME or ?dataset=NAME.", "ConfigError")
     if model is not None:
         name, _v, _a = parse_model_ref(model)
         versions = state.registry.list_models(name=name)
@@ -1203,7 +1203,7 @@ def trends_route(
     else:
         latest = state.registry.list_models(dataset=dataset)
         if not latest:
-            raise ApiError(404, f"No model was trained on a dataset named '{dataset}' (name "
+            raise HttpError(404, f"No model was trained on a dataset named '{dataset}' (name "
                            "or fingerprint); see GET /v1/models.", "NotFoundError")
         ids = {mv.dataset_id for mv in latest}
         versions = [v for mv in latest for v in state.registry.list_models(name=mv.name)
