@@ -32,12 +32,24 @@ def serve_command(
     tls_key: Annotated[Path | None, typer.Option(help="PEM private key of --tls-cert.")] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning, error.")] = "info",
     access_log: Annotated[bool, typer.Option(help="Log every request.")] = False,
+    ray: Annotated[bool, typer.Option(
+        "--ray", help="Serve on Ray Serve: the same API, several replicas, autoscaled.")] = False,
+    replicas: Annotated[int, typer.Option(help="With --ray: replicas at start (and the "
+                                          "autoscaling minimum).")] = 1,
+    max_replicas: Annotated[int | None, typer.Option(
+        help="With --ray: autoscale up to this many replicas (default: --replicas).")] = None,
+    address: Annotated[str | None, typer.Option(
+        help="With --ray: Ray cluster HOST:PORT to join; embedded local Ray by default.")] = None,
 ) -> None:
-    """Serve the registry's models over HTTP (FastAPI + uvicorn); Ctrl-C stops."""
+    """Serve the registry's models over HTTP (FastAPI + uvicorn, or Ray Serve with --ray);
+    Ctrl-C stops."""
     import uvicorn
 
     from fleetlearn.serving import ServeSettings, ServingState, create_app, is_loopback
 
+    if not ray and (replicas != 1 or max_replicas is not None or address is not None):
+        raise ConfigError("--replicas, --max-replicas and --address apply to cluster mode: "
+                          "add --ray.")
     if (tls_cert is None) != (tls_key is None):
         raise ConfigError("HTTPS needs both --tls-cert and --tls-key.")
     for path in (tls_cert, tls_key):
@@ -56,15 +68,30 @@ def serve_command(
             "none. Create one with 'fleetlearn keys create --role predict', or serve on "
             "127.0.0.1."
         )
+    def say(text: str) -> None:
+        console.print(text, highlight=False, soft_wrap=True)
+
     scheme = "https" if tls_cert else "http"
     shown = f"[{host}]" if ":" in host else host
-    console.print(f"serving {state.registry.url} on {scheme}://{shown}:{port}", highlight=False, soft_wrap=True)
+    say(f"serving {state.registry.url} on {scheme}://{shown}:{port}")
     if state.auth_required:
-        console.print("API keys required (Authorization: Bearer <key>)", highlight=False, soft_wrap=True)
+        say("API keys required (Authorization: Bearer <key>)")
     elif is_loopback(host):
-        console.print("no API keys: open to this machine only (create a key with "
-                      "'fleetlearn keys create' to require keys)", highlight=False, soft_wrap=True)
-    console.print(f"docs: {scheme}://{shown}:{port}/docs   Ctrl-C stops", highlight=False, soft_wrap=True)
+        say("no API keys: open to this machine only (create a key with 'fleetlearn keys "
+            "create' to require keys)")
+    say(f"docs: {scheme}://{shown}:{port}/docs   Ctrl-C stops")
+    if ray:
+        from fleetlearn.serving._ray_serve import deploy, serve_forever
+
+        with console.status(f"deploying {replicas} replica(s) on Ray Serve ..."):
+            running = deploy(settings, replicas, max_replicas, address,
+                             tls_cert=str(tls_cert) if tls_cert else None,
+                             tls_key=str(tls_key) if tls_key else None)
+        scaling = running.options["autoscaling_config"]
+        say(f"Ray Serve: {scaling['min_replicas']}-{scaling['max_replicas']} replicas "
+            f"answering on {running.url}")
+        serve_forever(running)
+        return
     app = create_app(settings, state=state)
     uvicorn.run(app, host=host, port=port, log_level=log_level.lower(), access_log=access_log,
                 loop="auto", http="auto", ssl_certfile=str(tls_cert) if tls_cert else None,
