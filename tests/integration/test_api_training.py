@@ -104,7 +104,15 @@ def test_upload_train_follow_rank_and_predict(served: Client, tmp_path: Path) ->
     agree = sum(p == s for p, s in zip(answer["predictions"], rows["species"], strict=True))
     assert agree / 150 > 0.9
     assert set(answer["classes"]) == {"setosa", "versicolor", "virginica"}
-    assert Path(run["process"]["log"]).read_text().count("finished") >= 1
+    # The registry says finished before the child has printed its last lines and
+    # exited: wait for the process, then its log holds the leaderboard it printed.
+    deadline = time.monotonic() + 60
+    while served.run(started["id"])["process"]["running"] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    process = served.run(started["id"])["process"]
+    assert process["running"] is False, process
+    assert process["exit_code"] == 0, process
+    assert Path(process["log"]).read_text().count("finished") >= 1
 
 
 def test_cancel_marks_the_run_interrupted_and_it_resumes(served: Client,

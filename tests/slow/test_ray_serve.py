@@ -11,11 +11,9 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from typing import Any
 
@@ -42,26 +40,9 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def embedded_ray() -> Iterator[None]:
-    """An embedded Ray of our own; the short temp dir keeps Ray's socket paths short."""
-    import ray
-
-    tmp = tempfile.mkdtemp(prefix="flrs-", dir="/tmp")
-    saved = {k: os.environ.get(k) for k in ("HOME", "RAY_TMPDIR", "RAY_ADDRESS")}
-    os.environ.update(HOME=tmp, RAY_TMPDIR=tmp)
-    os.environ.pop("RAY_ADDRESS", None)
-    ray.init(address="local", num_cpus=2, include_dashboard=False,
-             object_store_memory=80 * 2**20, log_to_driver=False)
-    try:
-        yield
-    finally:
-        ray.shutdown()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        shutil.rmtree(tmp, ignore_errors=True)
+def embedded_ray(ray_session: None) -> None:
+    """The test session's embedded Ray (see tests/conftest.py): its 2 CPUs hold the two
+    replicas; ``deploy`` joins it and leaves it running."""
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,47 @@
+"""Fixtures shared by the integration and slow suites.
+
+``ray_session``: one embedded Ray for the whole test session. A process holds a single
+Ray connection, and Ray 2.60 caches its auth token per process, so a second embedded Ray
+started later in the same process (with another HOME) cannot start its GCS: every suite
+that needs Ray in-process shares this one; suites that need their own cluster start it
+in subprocesses.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def ray_session() -> Iterator[None]:
+    """One embedded Ray for every integration test (starting one costs ~5 s).
+
+    Its own HOME and RAY_TMPDIR keep Ray's auth token and session files out of the
+    user's home. The temp dir path is short: Ray's unix sockets live there.
+    """
+    import ray
+
+    tmp = tempfile.mkdtemp(prefix="flr-", dir="/tmp")
+    saved = {k: os.environ.get(k) for k in ("HOME", "RAY_TMPDIR", "RAY_ADDRESS")}
+    os.environ["HOME"] = tmp
+    os.environ["RAY_TMPDIR"] = tmp
+    os.environ.pop("RAY_ADDRESS", None)
+    ray.init(address="local", num_cpus=2, include_dashboard=False,
+             object_store_memory=80 * 2**20, log_to_driver=False)
+    try:
+        yield
+    finally:
+        ray.shutdown()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
