@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from typing import Annotated, Any
 
 import pandas as pd
+import typer
 from rich.console import Console
 from rich.table import Table
 
 console = Console()
 err_console = Console(stderr=True)
+
+#: ``--registry URL``, shared by every verb that reads or writes the registry.
+RegistryOpt = Annotated[str | None, typer.Option(
+    help="Registry URL; $FLEETLEARN_REGISTRY_URL or the home's SQLite.")]
+#: ``--json``, for scripts.
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
 def print_json(data: Any) -> None:

@@ -7,10 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from fleetlearn.cli._common import console, print_json
-
-RegistryOpt = Annotated[str | None, typer.Option(
-    help="Registry URL; $FLEETLEARN_REGISTRY_URL or the home's SQLite.")]
+from fleetlearn.cli._common import RegistryOpt, console, print_json
 
 #: What a reader needs to read the "tied" column.
 TIED_NOTE = ("tied = not significantly different from the best (corrected resampled t-test "

@@ -7,14 +7,11 @@ from typing import Annotated
 
 import typer
 
-from fleetlearn.cli._common import console, print_json, rows_table
+from fleetlearn.cli._common import JsonOpt, RegistryOpt, console, print_json, rows_table
 
 app = typer.Typer(help="Registered model versions: list, show, alias, delete.",
                   no_args_is_help=True)
 
-RegistryOpt = Annotated[str | None, typer.Option(
-    help="Registry URL; $FLEETLEARN_REGISTRY_URL or the home's SQLite.")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
 def _primary(mv) -> str:  # noqa: ANN001
