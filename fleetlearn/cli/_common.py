@@ -17,6 +17,13 @@ err_console = Console(stderr=True)
 #: ``--registry URL``, shared by every verb that reads or writes the registry.
 RegistryOpt = Annotated[str | None, typer.Option(
     help="Registry URL; $FLEETLEARN_REGISTRY_URL or the home's SQLite.")]
+#: ``--url``: talk to a running ``fleetlearn serve`` instead of the registry.
+UrlOpt = Annotated[str | None, typer.Option(
+    help="A running fleetlearn server (e.g. http://host:8000) to ask instead of the "
+         "registry.")]
+#: ``--api-key`` for ``--url``.
+ApiKeyOpt = Annotated[str | None, typer.Option(
+    help="API key for --url; $FLEETLEARN_API_KEY by default.")]
 #: ``--json``, for scripts.
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 

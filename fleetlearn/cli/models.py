@@ -7,17 +7,34 @@ from typing import Annotated
 
 import typer
 
-from fleetlearn.cli._common import JsonOpt, RegistryOpt, console, print_json, rows_table
+from fleetlearn.cli._common import (
+    ApiKeyOpt,
+    JsonOpt,
+    RegistryOpt,
+    UrlOpt,
+    console,
+    print_json,
+    rows_table,
+)
 
 app = typer.Typer(help="Registered model versions: list, show, alias, delete.",
                   no_args_is_help=True)
 
 
+def _client(url: str, api_key: str | None):  # noqa: ANN202
+    from fleetlearn.client import Client
+
+    return Client(url, api_key=api_key)
+
+
+def _score(metrics: dict) -> str:
+    metric = metrics.get("primary_metric")
+    value = (metrics.get("test") or {}).get(metric) if metric else None
+    return f"{metric}={value:.4f}" if value is not None else ""
+
 
 def _primary(mv) -> str:  # noqa: ANN001
-    metric = mv.metrics.get("primary_metric")
-    value = mv.metrics.get("test", {}).get(metric) if metric else None
-    return f"{metric}={value:.4f}" if value is not None else ""
+    return _score(mv.metrics)
 
 
 @app.command("list")
@@ -26,11 +43,16 @@ def list_models(
     dataset: Annotated[str | None, typer.Option(help="Only models of this dataset.")] = None,
     task: Annotated[str | None, typer.Option(help="classification or regression.")] = None,
     registry: RegistryOpt = None,
+    url: UrlOpt = None,
+    api_key: ApiKeyOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """List models (latest version of each), or every version of NAME."""
     from fleetlearn.registry import Registry
 
+    if url:
+        _list_remote(url, api_key, name, dataset, task, json_out)
+        return
     reg = Registry(registry)
     versions = reg.list_models(name=name, dataset=dataset, task=task)
     if json_out:
@@ -51,37 +73,84 @@ def list_models(
     console.print(rows_table(rows, title="models"))
 
 
+def _list_remote(url: str, api_key: str | None, name: str | None, dataset: str | None,
+                 task: str | None, json_out: bool) -> None:
+    with _client(url, api_key) as client:
+        if name:
+            rows = client.model_versions(name)["versions"]
+        else:
+            rows = client.models(dataset=dataset, task=task)
+    if json_out:
+        print_json(rows)
+        return
+    if not rows:
+        console.print(f"no models on {url}")
+        return
+    console.print(rows_table([{
+        "name": r["name"], "version": r["version"], "aliases": ", ".join(r.get("aliases", [])),
+        "test score": _score(r["metrics"]) if "metrics" in r else (
+            f"{r['primary_metric']}={r['test_score']:.4f}"
+            if r.get("test_score") is not None else ""),
+        "created": str(r.get("created_at", ""))[:19].replace("T", " "),
+    } for r in rows], title=f"models on {url}"))
+
+
 @app.command("show")
 def show_model(
     ref: Annotated[str, typer.Argument(help="NAME, NAME@ALIAS or NAME:VERSION")],
     version: Annotated[int | None, typer.Option(help="Version number.")] = None,
     registry: RegistryOpt = None,
+    url: UrlOpt = None,
+    api_key: ApiKeyOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Show one version: metrics, parameters, lineage, input schema, artifact."""
     from fleetlearn.registry import Registry, parse_model_ref
 
-    reg = Registry(registry)
     name, ref_version, alias = parse_model_ref(ref)
-    mv = reg.get_model_version(name, version=version or ref_version, alias=alias)
+    if url:
+        with _client(url, api_key) as client:
+            if version or ref_version:
+                mv = client.model_version(name, version or ref_version)
+            else:
+                listing = client.model_versions(name)
+                if alias is not None and alias not in listing["aliases"]:
+                    from fleetlearn.errors import NotFoundError
+
+                    known = ", ".join(sorted(listing["aliases"])) or "none"
+                    raise NotFoundError(f"Model '{name}' has no alias '{alias}' on {url} "
+                                        f"(aliases: {known}).")
+                wanted = listing["aliases"][alias] if alias else listing["versions"][-1][
+                    "version"]
+                mv = client.model_version(name, wanted)
+    else:
+        mv = Registry(registry).get_model_version(name, version=version or ref_version,
+                                                  alias=alias).to_dict()
     if json_out:
-        print_json(mv.to_dict())
+        print_json(mv)
         return
-    aliases = list(mv.aliases)
-    console.print(f"[bold]{mv.name}[/] version {mv.version}"
+    _show(mv)
+
+
+def _show(mv: dict) -> None:
+    aliases = list(mv.get("aliases") or [])
+    console.print(f"[bold]{mv['name']}[/] version {mv['version']}"
                   + (f" ({', '.join(aliases)})" if aliases else ""))
-    console.print(f"  created    {mv.created_at:%Y-%m-%d %H:%M:%S}")
-    console.print(f"  lineage    run {mv.run_id}, trial {mv.trial_id}, dataset {mv.dataset_id}")
-    console.print(f"  artifact   sha256 {mv.artifact_digest} ({mv.artifact_size} bytes)")
-    console.print(f"  params     {json.dumps(mv.params)}")
-    for metric, value in sorted(mv.metrics.get("test", {}).items()):
-        console.print(f"  test {metric:<20} {value:.4f}")
-    cols = mv.input_schema.get("columns", [])
+    console.print(f"  created    {str(mv['created_at'])[:19].replace('T', ' ')}")
+    console.print(f"  lineage    run {mv['run_id']}, trial {mv['trial_id']}, "
+                  f"dataset {mv['dataset_id']}")
+    console.print(f"  artifact   sha256 {mv['artifact_digest']} ({mv['artifact_size']} bytes)")
+    console.print(f"  params     {json.dumps(mv['params'])}")
+    for metric, value in sorted((mv["metrics"].get("test") or {}).items()):
+        if isinstance(value, int | float):
+            console.print(f"  test {metric:<20} {value:.4f}")
+    schema = mv["input_schema"]
+    cols = schema.get("columns", [])
     console.print(rows_table(
         [{"column": c["name"], "kind": c["kind"], "dtype": c["dtype"],
           "nullable": c["nullable"],
           "categories": ", ".join(map(str, c.get("categories") or []))[:60]} for c in cols],
-        title=f"input schema (target '{mv.input_schema.get('target')}')"))
+        title=f"input schema (target '{schema.get('target')}')"))
 
 
 @app.command("alias")
@@ -90,12 +159,17 @@ def alias_model(
     version: Annotated[int, typer.Argument(help="Version the alias points to.")],
     alias: Annotated[str, typer.Argument(help="Alias, e.g. production.")],
     registry: RegistryOpt = None,
+    url: UrlOpt = None,
+    api_key: ApiKeyOpt = None,
 ) -> None:
     """Point ALIAS of NAME at VERSION (moving it if it exists)."""
     from fleetlearn.registry import Registry
 
-    reg = Registry(registry)
-    reg.set_alias(name, alias, version)
+    if url:
+        with _client(url, api_key) as client:
+            client.set_alias(name, alias, version)
+    else:
+        Registry(registry).set_alias(name, alias, version)
     console.print(f"{name}@{alias} -> version {version}")
 
 

@@ -7,6 +7,7 @@ in a temporary registry, as training would.
 from __future__ import annotations
 
 import http.server
+import json
 import socket
 import threading
 import time
@@ -336,3 +337,30 @@ def test_cli_predict_without_a_server_is_one_line(tmp_path: Path, server: Server
     assert err == (f"error: Cannot reach the fleetlearn server at {url}: connection refused. "
                    "Start it with 'fleetlearn serve', or check the URL (--url / "
                    "$FLEETLEARN_URL).")
+
+
+def test_cli_models_verbs_ask_a_server_with_url(
+        server: Server, capsys: pytest.CaptureFixture[str]) -> None:
+    """`models list|show|alias --url` read and write through the API, with its roles."""
+    remote = ["--url", server.url, "--api-key", server.admin_key]
+    assert main(["models", "list", *remote, "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [(m["name"], m["version"]) for m in listed] == [("iris-logreg", 1)]
+    assert main(["models", "alias", "iris-logreg", "1", "remote-prod", *remote]) == 0
+    capsys.readouterr()
+    assert server.registry.aliases("iris-logreg")["remote-prod"] == 1
+    assert main(["models", "show", "iris-logreg@remote-prod", *remote, "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["version"] == 1
+    assert "remote-prod" in shown["aliases"]
+    assert [c["name"] for c in shown["input_schema"]["columns"]] == FEATURES
+    # A read key may list but not move aliases: one line, exit 2, nothing changed.
+    read = ["--url", server.url, "--api-key", server.read_key]
+    assert main(["models", "alias", "iris-logreg", "1", "other", *read]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "role" in err
+    assert "other" not in server.registry.aliases("iris-logreg")
+    assert main(["models", "show", "iris-logreg@missing", *read]) == 2
+    assert "no alias 'missing'" in capsys.readouterr().err
+    server.registry.delete_alias("iris-logreg", "remote-prod")
