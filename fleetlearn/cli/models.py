@@ -33,10 +33,6 @@ def _score(metrics: dict) -> str:
     return f"{metric}={value:.4f}" if value is not None else ""
 
 
-def _primary(mv) -> str:  # noqa: ANN001
-    return _score(mv.metrics)
-
-
 @app.command("list")
 def list_models(
     name: Annotated[str | None, typer.Argument(help="Show every version of this model.")] = None,
@@ -66,7 +62,7 @@ def list_models(
         rows.append({
             "name": v.name, "version": v.version,
             "aliases": ", ".join(v.aliases),
-            "test score": _primary(v), "run": v.run_id or "",
+            "test score": _score(v.metrics), "run": v.run_id or "",
             "size": f"{v.artifact_size / 1024:.0f} KiB",
             "created": v.created_at.strftime("%Y-%m-%d %H:%M:%S"),
         })

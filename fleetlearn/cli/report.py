@@ -34,11 +34,8 @@ def registry_inference(registry: Any, run_id: str) -> list[dict[str, Any]]:
     from fleetlearn.monitoring._stats import series
 
     run = registry.get_run(run_id)
-    versions = {(mv.name, mv.version) for mv in registry.list_models(run_id=run.id)}
-    if not versions:
-        return []
-    rows = [w for w in registry.inference_stats() if (w["model"], w["version"]) in versions]
-    return series(rows)
+    versions = [(mv.name, mv.version) for mv in registry.list_models(run_id=run.id)]
+    return series(registry.inference_stats(versions=versions))
 
 
 def report_command(

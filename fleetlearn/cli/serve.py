@@ -61,8 +61,13 @@ def serve_command(
                              batch_wait_ms=batch_wait_ms)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    state = ServingState(settings)
-    if state.auth_required and not state.registry.has_active_keys():
+    from fleetlearn.registry import Registry
+    from fleetlearn.serving._state import keys_required
+
+    # Cluster mode: every replica builds its own state; the driver only checks the registry.
+    reg = Registry(settings.registry_url, artifact_dir=settings.artifact_dir)
+    auth_required = keys_required(settings, reg)
+    if auth_required and not reg.has_active_keys():
         raise ConfigError(
             f"Refusing to serve on {host}: API keys are required there and the registry holds "
             "none. Create one with 'fleetlearn keys create --role predict', or serve on "
@@ -73,8 +78,8 @@ def serve_command(
 
     scheme = "https" if tls_cert else "http"
     shown = f"[{host}]" if ":" in host else host
-    say(f"serving {state.registry.url} on {scheme}://{shown}:{port}")
-    if state.auth_required:
+    say(f"serving {reg.url} on {scheme}://{shown}:{port}")
+    if auth_required:
         say("API keys required (Authorization: Bearer <key>)")
     elif is_loopback(host):
         say("no API keys: open to this machine only (create a key with 'fleetlearn keys "
@@ -92,7 +97,7 @@ def serve_command(
             f"answering on {running.url}")
         serve_forever(running)
         return
-    app = create_app(settings, state=state)
+    app = create_app(settings, state=ServingState(settings, registry=reg))
     uvicorn.run(app, host=host, port=port, log_level=log_level.lower(), access_log=access_log,
                 loop="auto", http="auto", ssl_certfile=str(tls_cert) if tls_cert else None,
                 ssl_keyfile=str(tls_key) if tls_key else None, timeout_graceful_shutdown=5)

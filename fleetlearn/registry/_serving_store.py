@@ -153,8 +153,13 @@ class ServingStoreMixin:
             s.execute(stmt, rows)
 
     def inference_stats(self, since: datetime | None = None, model: str | None = None,
-                        version: int | None = None) -> list[dict[str, Any]]:
-        """Stored statistics windows (every replica), oldest first, as plain dicts."""
+                        version: int | None = None,
+                        versions: Iterable[tuple[str, int]] | None = None
+                        ) -> list[dict[str, Any]]:
+        """Stored statistics windows (every replica), oldest first, as plain dicts.
+
+        ``versions`` keeps only those ``(model, version)`` pairs (e.g. a run's models).
+        """
         query = sa.select(SqlInferenceStats).order_by(SqlInferenceStats.window_start,
                                                       SqlInferenceStats.id)
         if since is not None:
@@ -163,6 +168,12 @@ class ServingStoreMixin:
             query = query.where(SqlInferenceStats.model == model)
         if version is not None:
             query = query.where(SqlInferenceStats.version == version)
+        if versions is not None:
+            pairs = [(str(m), int(v)) for m, v in versions]
+            if not pairs:
+                return []
+            query = query.where(sa.tuple_(SqlInferenceStats.model, SqlInferenceStats.version)
+                                .in_(pairs))
         with self._read() as s:  # type: ignore[attr-defined]
             return [
                 {c: getattr(r, c) for c in (

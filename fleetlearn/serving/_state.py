@@ -17,12 +17,22 @@ from fleetlearn.serving._cache import LoadedModel, ModelCache
 from fleetlearn.serving._predictor import Predictor
 from fleetlearn.serving._settings import ServeSettings, is_loopback
 
-__all__ = ["ServingState"]
+__all__ = ["ServingState", "keys_required"]
 
 log = logging.getLogger("fleetlearn.serving")
 
 #: How long a key lookup is trusted: a revoked key stops working within this time.
 KEY_CACHE_S = 5.0
+
+
+def keys_required(settings: ServeSettings, registry: Registry) -> bool:
+    """Whether requests need an API key now (``settings.auth``; see ServeSettings)."""
+    mode = settings.auth
+    if mode == "on" or not is_loopback(settings.host) and mode != "off":
+        return True
+    if mode == "off":
+        return False
+    return registry.has_active_keys()
 
 
 class ServingState:
@@ -90,12 +100,7 @@ class ServingState:
     # ------------------------------------------------------------------- auth
 
     def _decide_auth(self) -> bool:
-        mode = self.settings.auth
-        if mode == "on" or not is_loopback(self.settings.host) and mode != "off":
-            return True
-        if mode == "off":
-            return False
-        return self.registry.has_active_keys()
+        return keys_required(self.settings, self.registry)
 
     @property
     def auth_required(self) -> bool:

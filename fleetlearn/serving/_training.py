@@ -742,12 +742,9 @@ def run_config_from(body: RunCreate, data: Path) -> Any:
 
 
 def _count_units(prepared: list[Any], config: Any) -> int:
-    from fleetlearn.training import plan_units
+    from fleetlearn.training._execute import run_units
 
-    curves = {p.name: {s.name for s in p.specs if s.iterative is None} if config.curves
-              else set() for p in prepared}
-    return len(plan_units({p.name: [s.name for s in p.specs] for p in prepared},
-                          config.folds, config.final_fit, curves))
+    return len(run_units(prepared, config))
 
 
 # ----------------------------------------------------------------- runs: processes
@@ -977,21 +974,18 @@ def run_progress(registry: Any, run: Any) -> dict[str, Any]:
     folds, the final fit, and a learning-curve unit when curves are on and the model has
     no per-iteration metric.
     """
-    from fleetlearn.training import plan_units
+    from fleetlearn.training._plan import plan_run_units
 
     config = run.config or {}
-    folds = int(config.get("folds") or 0)
-    final_fit = bool(config.get("final_fit", True))
     names = {d.id: d.name for d in registry.run_datasets(run.id)}
     trials = registry.list_trials(run.id)
-    models: dict[str, list[str]] = {}
-    curves: dict[str, set[str]] = {}
+    models: dict[str, list[tuple[str, Any]]] = {}
     for t in trials:
         dname = names.get(t.dataset_id, str(t.dataset_id))
-        models.setdefault(dname, []).append(t.model_name)
-        if config.get("curves", True) and (t.spec or {}).get("iterative") is None:
-            curves.setdefault(dname, set()).add(t.model_name)
-    planned = plan_units(models, folds, final_fit, curves)
+        models.setdefault(dname, []).append((t.model_name, (t.spec or {}).get("iterative")))
+    planned = plan_run_units(models, int(config.get("folds") or 0),
+                             bool(config.get("final_fit", True)),
+                             bool(config.get("curves", True)))
     per_trial: dict[tuple[str, str], int] = {}
     for u in planned:
         per_trial[(u.dataset, u.model)] = per_trial.get((u.dataset, u.model), 0) + 1

@@ -21,7 +21,13 @@ import pandas as pd
 
 from fleetlearn.errors import ConfigError
 from fleetlearn.training._config import DatasetConfig, RunConfig
-from fleetlearn.training._plan import UnitKey, make_splits, plan_units, split_seed, unit_fold
+from fleetlearn.training._plan import (
+    UnitKey,
+    make_splits,
+    plan_run_units,
+    split_seed,
+    unit_fold,
+)
 from fleetlearn.training._results import run_leaderboard
 from fleetlearn.training._seeds import derive_seed
 
@@ -283,6 +289,12 @@ def _target_for(path: str, target: str | dict[str, str] | None) -> str:
     )
 
 
+def run_units(prepared: list[PreparedDataset], config: RunConfig) -> list[UnitKey]:
+    """Every unit a prepared run trains (see :func:`~fleetlearn.training._plan.plan_run_units`)."""
+    return plan_run_units({p.name: [(s.name, s.iterative) for s in p.specs] for p in prepared},
+                          config.folds, config.final_fit, config.curves)
+
+
 def train_run(
     config: RunConfig | None,
     registry: Any = None,
@@ -369,12 +381,7 @@ def _execute(config: RunConfig, prepared: list[PreparedDataset], reg: Any,
             trial_ids[(p.name, s.name)] = trial.id
             specs[(p.name, s.name)] = s
 
-    curves = {
-        p.name: {s.name for s in p.specs if s.iterative is None} if config.curves else set()
-        for p in prepared
-    }
-    units = plan_units({p.name: [s.name for s in p.specs] for p in prepared}, config.folds,
-                       config.final_fit, curves)
+    units = run_units(prepared, config)
     done_keys: set[tuple[int, str, str]] = reg.completed_units(run_id) if resume else set()
     id_to_name = {v: k for k, v in dataset_ids.items()}
     done_units = {UnitKey(id_to_name[d], m, u) for d, m, u in done_keys if d in id_to_name}

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 
 from fleetlearn.training._seeds import derive_seed
 
-__all__ = ["Splits", "UnitKey", "make_splits", "plan_units", "cv_unit", "unit_fold"]
+__all__ = ["Splits", "UnitKey", "make_splits", "plan_units", "plan_run_units", "cv_unit",
+           "unit_fold"]
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,24 @@ def plan_units(
             if model in curves.get(dataset, set()):
                 units.append(UnitKey(dataset, model, "curve"))
     return units
+
+
+def plan_run_units(models: dict[str, list[tuple[str, Any]]], folds: int, final_fit: bool,
+                   curves: bool) -> list[UnitKey]:
+    """Every unit of a run, from each dataset's models and their ``iterative`` trait.
+
+    A model whose spec has no per-iteration metric (``iterative`` is None) gets a
+    learning-curve unit when curves are on; iterative models record their training curve
+    in the ``final`` unit. The one rule training, the API's unit count and its progress
+    share.
+
+    >>> len(plan_run_units({"d": [("a", None), ("b", "staged")]}, 3, True, curves=True))
+    9
+    """
+    names = {d: [m for m, _ in pairs] for d, pairs in models.items()}
+    curve = {d: {m for m, iterative in pairs if iterative is None} if curves else set()
+             for d, pairs in models.items()}
+    return plan_units(names, folds, final_fit, curve)
 
 
 def split_seed(run_seed: int, dataset_fingerprint: str) -> int:
