@@ -60,6 +60,10 @@ def report_command(
     from fleetlearn.registry import Registry
     from fleetlearn.reports import collect_report, write_report
 
+    if png is not None:
+        from fleetlearn.reports._report import require_png_export
+
+        require_png_export()  # before minutes of work, not after the HTML is written
     windows = _read_inference(inference) if inference is not None else None
     reg = Registry(registry)
     if windows is None:

@@ -442,6 +442,19 @@ def render_html(report: RunReport, figures: Sequence[ReportFigure] | None = None
 # ------------------------------------------------------------------------- PNG
 
 
+def require_png_export() -> None:
+    """Raise ConfigError with the install hint when PNG export (Kaleido) is missing.
+
+    Callers check this before long work, so a missing extra costs nothing.
+    """
+    try:
+        import kaleido  # noqa: F401
+        import plotly.io  # noqa: F401
+    except ImportError as exc:
+        raise ConfigError("PNG export needs Kaleido: pip install 'fleetlearn[png]' (and a "
+                          "Chromium, e.g. apt-get install chromium).") from exc
+
+
 def write_pngs(figures: Sequence[ReportFigure], folder: str | Path, *, width: int = 1100,
                scale: float = 1.0) -> list[Path]:
     """Write each figure as ``<folder>/<NN>-<key>.png`` (Kaleido with a local Chromium).
@@ -455,12 +468,9 @@ def write_pngs(figures: Sequence[ReportFigure], folder: str | Path, *, width: in
     --------
     >>> write_pngs(run_figures(data), "figures/")    # doctest: +SKIP
     """
-    try:
-        import kaleido  # noqa: F401
-        import plotly.io as pio
-    except ImportError as exc:
-        raise ConfigError("PNG export needs Kaleido: pip install 'fleetlearn[png]' (and a "
-                          "Chromium, e.g. apt-get install chromium).") from exc
+    require_png_export()
+    import plotly.io as pio
+
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     paths = [folder / f"{i:02d}-{f.key}.png" for i, f in enumerate(figures, start=1)]

@@ -198,3 +198,23 @@ def test_report_cli_output_must_be_a_file(capsys: pytest.CaptureFixture[str], tm
     code, _, err = run_cli(capsys, "report", run_id, "-o", str(tmp_path))
     assert code == 2
     assert "is a folder" in err
+
+
+def test_png_without_kaleido_fails_first_and_writes_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """`--png` without the png extra: one line with the install hint, before any work."""
+    import sys
+
+    from fleetlearn.cli import main
+
+    monkeypatch.setitem(sys.modules, "kaleido", None)  # import kaleido -> ImportError
+    out = tmp_path / "report.html"
+    code = main(["report", "no-such-run", "-o", str(out), "--png", str(tmp_path / "png"),
+                 "--registry", f"sqlite:///{tmp_path}/registry.db"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "pip install 'fleetlearn[png]'" in err
+    assert err.count("\n") == 1
+    assert not out.exists()
+    assert not (tmp_path / "png").exists()
