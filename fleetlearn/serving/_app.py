@@ -479,6 +479,26 @@ def revoke_key(state: StateDep, _: Admin, key: str) -> dict[str, Any]:
 # --------------------------------------------------------------------- app
 
 
+def _offline_docs(app: FastAPI) -> None:
+    """Serve ``/docs`` (Swagger UI 5, OpenAPI 3.1) from files shipped in a wheel."""
+    from importlib.resources import files
+
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.responses import HTMLResponse
+    from fastapi.staticfiles import StaticFiles
+
+    static = files("swagger_ui") / "static"
+    app.mount("/docs-static", StaticFiles(directory=str(static)), name="docs-static")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json", title=f"{app.title} API",
+            swagger_js_url="/docs-static/swagger-ui-bundle.js",
+            swagger_css_url="/docs-static/swagger-ui.css",
+            swagger_favicon_url="/docs-static/favicon-32x32.png")
+
+
 def create_app(settings: ServeSettings | None = None, state: ServingState | None = None,
                extra_routers: list[APIRouter] | None = None) -> FastAPI:
     """Build the fleetlearn REST API.
@@ -520,8 +540,12 @@ def create_app(settings: ServeSettings | None = None, state: ServingState | None
         ),
         lifespan=lifespan,
         default_response_class=ORJSONResponse,
+        # FastAPI's pages load Swagger UI from a CDN: blank on machines without internet.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.serving = state
+    _offline_docs(app)
     from fleetlearn.serving._training import router as training  # imports this module
 
     for router in (health, models, predict, monitoring, keys, training,

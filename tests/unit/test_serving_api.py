@@ -908,6 +908,20 @@ def test_openapi_documents_every_route(client: TestClient) -> None:
     assert client.get("/docs").status_code == 200
 
 
+def test_docs_page_works_offline(client: TestClient) -> None:
+    """Swagger UI comes from this server, not a CDN: /docs renders without internet."""
+    import re
+
+    page = client.get("/docs").text
+    assets = re.findall(r'(?:src|href)="([^"]+)"', page)
+    assert assets
+    assert all(a.startswith("/docs-static/") for a in assets), assets
+    bundle = client.get("/docs-static/swagger-ui-bundle.js")
+    assert bundle.status_code == 200
+    assert "SwaggerUIBundle" in bundle.text
+    assert client.get("/redoc").status_code == 404
+
+
 def test_math_of_percentiles_is_sane_for_a_known_latency(client: TestClient) -> None:
     """Stats percentiles are read from fixed buckets: within ~25 % of the truth."""
     state = _state(client)
