@@ -87,6 +87,9 @@ class SqlRun(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Who drives the run and how it is doing (API launcher: pid, host, log, status);
+    # null for runs started from the CLI or Python.
+    launcher: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
 
 
 class SqlDataset(Base):
@@ -172,6 +175,8 @@ class SqlModelVersion(Base):
     input_schema: Mapped[dict[str, Any]] = mapped_column(JSONType)
     artifact_digest: Mapped[str] = mapped_column(sa.String(64), index=True)
     artifact_size: Mapped[int] = mapped_column(sa.BigInteger)
+    # Exact type names held by the skops artifact, recorded at save (null before 0003).
+    artifact_types: Mapped[list[str] | None] = mapped_column(JSONType)
     tags: Mapped[dict[str, Any]] = mapped_column(JSONType)
     description: Mapped[str | None] = mapped_column(sa.Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
