@@ -4,15 +4,44 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from fleetlearn.cli._common import console
 from fleetlearn.errors import ConfigError
 
+# The options that are ServeSettings fields: {parameter: (field, option as typed)}.
+SETTINGS_OPTIONS = {
+    "host": ("host", "--host"),
+    "port": ("port", "--port"),
+    "registry": ("registry_url", "--registry"),
+    "auth": ("auth", "--auth"),
+    "preload": ("preload", "--preload"),
+    "max_rows": ("max_rows", "--max-rows"),
+    "max_models": ("max_models", "--max-models"),
+    "max_cache_mb": ("max_cache_mb", "--max-cache-mb"),
+    "batch_wait_ms": ("batch_wait_ms", "--batch-wait-ms"),
+}
+
+
+def given_settings(ctx: typer.Context, values: dict[str, Any]) -> dict[str, Any]:
+    """The settings options the user typed, as ``{field: value}``.
+
+    An option left at its default is not passed on, so ``FLEETLEARN_SERVE_<NAME>`` can
+    fill it; one typed with the default's value (``--max-rows 10000``) is, and wins.
+    """
+    given: dict[str, Any] = {}
+    for param, (name, _) in SETTINGS_OPTIONS.items():
+        source = ctx.get_parameter_source(param)
+        # Compared by name: Typer may bundle its own click, with its own enum class.
+        if source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP"):
+            given[name] = values[param]
+    return given
+
 
 def serve_command(
+    ctx: typer.Context,
     host: Annotated[str, typer.Option(help="Address to listen on. Anything but loopback "
                                       "requires API keys.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
@@ -42,7 +71,8 @@ def serve_command(
         help="With --ray: Ray cluster HOST:PORT to join; embedded local Ray by default.")] = None,
 ) -> None:
     """Serve the registry's models over HTTP (FastAPI + uvicorn, or Ray Serve with --ray);
-    Ctrl-C stops."""
+    Ctrl-C stops. Each setting also reads FLEETLEARN_SERVE_<NAME> (e.g.
+    FLEETLEARN_SERVE_MAX_ROWS); an option typed wins over it."""
     import uvicorn
 
     from fleetlearn.serving import ServeSettings, ServingState, create_app, is_loopback
@@ -55,10 +85,14 @@ def serve_command(
     for path in (tls_cert, tls_key):
         if path is not None and not path.is_file():
             raise ConfigError(f"TLS file not found: {path}.")
-    settings = ServeSettings(registry_url=registry, host=host, port=port, auth=auth,
-                             preload=list(preload or []), max_rows=max_rows,
-                             max_models=max_models, max_cache_mb=max_cache_mb,
-                             batch_wait_ms=batch_wait_ms)
+    options = dict(host=host, port=port, registry=registry, auth=auth,
+                   preload=list(preload or []), max_rows=max_rows, max_models=max_models,
+                   max_cache_mb=max_cache_mb, batch_wait_ms=batch_wait_ms)
+    # Precedence: an option typed > FLEETLEARN_SERVE_<NAME> > the default (see
+    # ServeSettings); errors name the option or the variable the bad value came from.
+    settings = ServeSettings(_flags={name: flag for name, flag in SETTINGS_OPTIONS.values()},
+                             **given_settings(ctx, options))
+    host, port = settings.host, settings.port  # the environment may have set them
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
     from fleetlearn.registry import Registry

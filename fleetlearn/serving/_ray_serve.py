@@ -36,7 +36,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from ray import serve
@@ -291,7 +291,7 @@ def resolved_settings(settings: ServeSettings) -> dict[str, Any]:
 
     from fleetlearn.config import default_artifact_dir, default_registry_url
 
-    out = asdict(settings)
+    out = settings.model_dump()
     url = settings.registry_url or default_registry_url()
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":

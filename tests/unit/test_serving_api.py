@@ -876,8 +876,8 @@ def test_auth_off_is_allowed_on_loopback(host: str) -> None:
     ("auth", "maybe", "auth must be auto, on or off"),
     ("max_rows", 0, "max_rows must be at least 1"),
     ("refresh_s", 0, "refresh_s must be positive"),
-    ("port", 70000, "port must be 1-65535"),
-    ("batch_wait_ms", -1, "batch_wait_ms must be >= 0"),
+    ("port", 70000, "port must be between 1 and 65535"),
+    ("batch_wait_ms", -1, "batch_wait_ms must be at least 0"),
 ])
 def test_bad_settings_are_named(field: str, value: Any, says: str) -> None:
     with pytest.raises(ConfigError, match=says):
