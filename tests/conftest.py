@@ -16,6 +16,8 @@ from collections.abc import Iterator
 
 import pytest
 
+TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
+
 
 @pytest.fixture(scope="session")
 def ray_session() -> Iterator[None]:
@@ -27,10 +29,16 @@ def ray_session() -> Iterator[None]:
     import ray
 
     tmp = tempfile.mkdtemp(prefix="flr-", dir="/tmp")
-    saved = {k: os.environ.get(k) for k in ("HOME", "RAY_TMPDIR", "RAY_ADDRESS")}
+    saved = {k: os.environ.get(k) for k in ("HOME", "RAY_TMPDIR", "RAY_ADDRESS", "PYTHONPATH")}
     os.environ["HOME"] = tmp
     os.environ["RAY_TMPDIR"] = tmp
     os.environ.pop("RAY_ADDRESS", None)
+    # Ray workers start with the raylet's environment, not their driver's sys.path: with
+    # tests/ on PYTHONPATH, the workers of this process and of `fleetlearn train`
+    # children (which inherit it too) import test-support estimators given as
+    # module.Class model specs (tests/gated_models.py).
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        p for p in (TESTS_DIR, saved["PYTHONPATH"]) if p)
     ray.init(address="local", num_cpus=2, include_dashboard=False,
              object_store_memory=80 * 2**20, log_to_driver=False)
     try:

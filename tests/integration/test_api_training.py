@@ -14,11 +14,15 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import ray
 import uvicorn
+from gated_models import open_all, open_ticket, wait_until
+from gated_models import started as started_fits
 from sklearn.datasets import load_iris, make_classification
 
 import fleetlearn
 from fleetlearn.client import Client
+from fleetlearn.registry import Registry
 from fleetlearn.serving import ServeSettings, create_app
 
 pytestmark = pytest.mark.usefixtures("ray_session")
@@ -32,8 +36,6 @@ def _free_port() -> int:
 
 @pytest.fixture
 def served(home: Path) -> Iterator[Client]:
-    import ray
-
     port = _free_port()
     settings = ServeSettings(registry_url=f"sqlite:///{home}/registry.db",
                              artifact_dir=str(home / "artifacts"), data_dir=str(home / "data"),
@@ -115,38 +117,64 @@ def test_upload_train_follow_rank_and_predict(served: Client, tmp_path: Path) ->
     assert Path(process["log"]).read_text().count("finished") >= 1
 
 
-def test_cancel_marks_the_run_interrupted_and_it_resumes(served: Client,
-                                                          tmp_path: Path) -> None:
-    X, y = make_classification(n_samples=6000, n_features=20, random_state=0)
-    frame = pd.DataFrame(X, columns=[f"x{i}" for i in range(20)]).assign(label=y)
-    path = tmp_path / "slow.parquet"
+def test_cancel_marks_the_run_interrupted_and_it_resumes(
+        served: Client, home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # No race with the clock: every fit waits at a gate this test opens (gated_models),
+    # so the run is cancelled while its fits are provably blocked, however fast the
+    # machine. 3 folds + final fit, no learning curve: one fit per unit.
+    gate = tmp_path / "gate"
+    # Item 6 of issue 8: a user's own estimator class is trusted by exact name.
+    monkeypatch.setenv("FLEETLEARN_TRUSTED_TYPES", "gated_models.GatedClassifier")
+    X, y = make_classification(n_samples=300, n_features=6, random_state=0)
+    frame = pd.DataFrame(X, columns=[f"x{i}" for i in range(6)]).assign(label=y)
+    path = tmp_path / "gated.parquet"
     frame.to_parquet(path)
     served.upload_dataset(path)
-    started = served.start_run("slow.parquet", "label", folds=5,
-                               models=["random_forest:n_estimators=150", "knn"])
+    started = served.start_run("gated.parquet", "label", folds=3, curves=False,
+                               models=[f"gated_models.GatedClassifier:gate={gate}"])
+    assert started["units_total"] == 4
     run_id = started["id"]
-    deadline = time.monotonic() + 180
-    while True:  # cancel once some units are journaled and most are not
-        run = served.run(run_id)
-        if run["status"] == "running" and run["progress"]["units_done"] >= 1:
-            break
-        assert run["status"] in ("starting", "running"), run
-        assert time.monotonic() < deadline, run
-        time.sleep(0.1)
 
+    # Let exactly one fit finish, then wait until it is journaled and another fit is
+    # waiting at the gate: the run is mid-way, and it stays so until the gate opens.
+    first = min(wait_until(lambda: started_fits(gate), "the first fit to start"))
+    open_ticket(gate, first)
+
+    def one_done_and_one_blocked() -> bool:
+        run = served.run(run_id)
+        assert run["status"] in ("starting", "running"), run
+        return (run["progress"]["units_done"] == 1
+                and any(ticket != first for ticket in started_fits(gate)))
+
+    wait_until(one_done_and_one_blocked, "one unit journaled and another fit blocked")
     stopped = served.cancel_run(run_id)
     assert stopped["status"] == "interrupted", stopped
     assert stopped["process"]["running"] is False
-    assert stopped["progress"]["units_done"] < stopped["progress"]["units_total"]
+    assert stopped["progress"]["units_done"] == 1  # the blocked fits never finished
+    assert stopped["progress"]["units_total"] == 4
     with pytest.raises(fleetlearn.errors.ApiError) as caught:
         served.cancel_run(run_id)
     assert caught.value.status == 409
     assert "interrupted" in str(caught.value)
+    registry = Registry(f"sqlite:///{home}/registry.db", artifact_dir=home / "artifacts")
+    before = {u.unit: u for t in registry.list_trials(run_id) for u in t.units.values()}
+    assert len(before) == 1
 
-    # The journal kept what finished: resuming trains only the rest and finishes the run.
+    # The journal kept what finished: resuming trains only the other 3 units, each
+    # once (counted at the gate by Ray job: the resume runs in this process's job).
+    open_all(gate)
     result = fleetlearn.train(resume=run_id)
     assert result.run_id == run_id
     after = served.run(run_id)
     assert after["status"] == "finished"
-    assert after["progress"]["units_done"] == after["progress"]["units_total"]
-    assert len(served.leaderboard(run_id)) == 2
+    assert after["progress"]["units_done"] == after["progress"]["units_total"] == 4
+    units = {u.unit: u for t in registry.list_trials(run_id) for u in t.units.values()}
+    assert sorted(units) == ["cv0", "cv1", "cv2", "final"]
+    assert all(u.status == "ok" for u in units.values()), units
+    (done,) = before
+    assert units[done].payload == before[done].payload  # not trained again
+    job = ray.get_runtime_context().get_job_id()
+    resumed = [info for info in started_fits(gate).values() if info["job"] == job]
+    assert len(resumed) == 3, started_fits(gate)
+    assert len(served.leaderboard(run_id)) == 1
+    registry.close()
