@@ -1,7 +1,10 @@
 """The HTML report of a real run, opened in headless Chromium: every figure renders, no
 script error reaches the console, the page is not blank, and the PNG export works.
 
-Needs Debian's ``chromium`` (``.ci/run`` installs it). No Playwright: Chromium's own
+Needs headless Chromium: ``scripts/setup dev`` (so ``scripts/test``) installs Debian's
+``chromium`` when it is missing and it runs as root; otherwise these tests skip, saying
+what to install, unless ``FLEETLEARN_REQUIRE_BROWSER=1`` (``.ci/run``) makes a missing
+browser a failure. No Playwright: Chromium's own
 ``--dump-dom`` (the DOM after scripts ran) and ``--enable-logging=stderr`` (console
 messages as ``INFO:CONSOLE`` lines) are enough.
 """
@@ -9,6 +12,7 @@ messages as ``INFO:CONSOLE`` lines) are enough.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -23,10 +27,17 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollb
                   "--no-first-run", "--virtual-time-budget=15000"]
 
 
+MISSING = ("headless Chromium is not installed: install it (Debian/Ubuntu: apt-get install "
+           "chromium; 'bash scripts/test' does it when run as root)")
+
+
 def _chromium() -> str:
     path = shutil.which("chromium") or shutil.which("chromium-browser")
     if path is None:
-        pytest.fail("headless Chromium is needed: apt-get install chromium (.ci/run does it)")
+        if os.environ.get("FLEETLEARN_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"{MISSING}; FLEETLEARN_REQUIRE_BROWSER=1 says these tests must run",
+                        pytrace=False)
+        pytest.skip(MISSING)
     return path
 
 
@@ -63,6 +74,7 @@ def test_the_console_check_catches_a_broken_page(tmp_path: Path) -> None:
 
 def test_report_renders_in_headless_chromium(tmp_path: Path,
                                               isolated_env: dict[str, str]) -> None:
+    _chromium()  # skip (or fail) before training, not after
     iris = load_iris(as_frame=True).frame.rename(columns={"target": "species"})
     iris.to_csv(tmp_path / "iris.csv", index=False)
     load_diabetes(as_frame=True).frame.to_csv(tmp_path / "diabetes.csv", index=False)
