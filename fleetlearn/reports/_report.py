@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 from fleetlearn.errors import ConfigError
+from fleetlearn.insights import run_inference
 from fleetlearn.reports import _figures as F
 from fleetlearn.reports._collect import RunReport, collect_run
 
@@ -592,3 +593,56 @@ def collect_report(registry: Any, run_id: str, *, metric: str | None = None,
     return collect_run(registry, run_id, metric=metric, alpha=alpha, test_split=test_split,
                        importance_repeats=importance_repeats, trusted=trusted,
                        inference=inference)
+
+
+def render_report(registry: Any, run_id: str, *, metric: str | None = None,
+                  alpha: float = 0.05, inference: list[dict[str, Any]] | None = None,
+                  test_split: bool = True, importance_repeats: int = 5,
+                  trusted: tuple[str, ...] = ()) -> str:
+    """The report of a run as self-contained HTML text, from the registry alone.
+
+    What ``fleetlearn report`` writes, without touching the file system beyond reading
+    the run's tables again for the test-split figures; made for a route (``GET
+    /v1/runs/{id}/report``) that has a registry, a run id and options.
+
+    Parameters
+    ----------
+    registry : fleetlearn.registry.Registry
+    run_id : str
+        Run id or a unique prefix.
+    metric : str, optional
+        Rank and compare by this metric instead of the run's.
+    alpha : float
+        Significance level, in (0, 1).
+    inference : list of dict, optional
+        Inference statistics windows; by default what the registry recorded while the
+        run's models were served (:func:`fleetlearn.insights.run_inference`).
+    test_split, importance_repeats, trusted
+        As in :func:`collect_run`. ``test_split=False`` skips reloading the tables and
+        models (the fast report).
+
+    Returns
+    -------
+    str
+        One HTML document (plotly.js inlined once) that opens offline.
+
+    Raises
+    ------
+    ConfigError
+        Bad ``alpha`` or inference windows, or a metric that fits none of the run's tasks.
+    NotFoundError
+        No such run.
+
+    Examples
+    --------
+    >>> from fleetlearn.registry import Registry
+    >>> html = render_report(Registry(), "3f2a9c", test_split=False)    # doctest: +SKIP
+    >>> html.startswith("<!DOCTYPE html>")    # doctest: +SKIP
+    True
+    """
+    if inference is None:
+        inference = run_inference(registry, run_id) or None
+    report = collect_report(registry, run_id, metric=metric, alpha=alpha, inference=inference,
+                            test_split=test_split, importance_repeats=importance_repeats,
+                            trusted=trusted)
+    return render_html(report)
