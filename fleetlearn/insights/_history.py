@@ -25,9 +25,9 @@ def dataset_versions(registry: Registry, dataset: str) -> list[ModelVersion]:
     ----------
     registry : fleetlearn.registry.Registry
     dataset : str
-        A dataset's name (registered, or its name in a run) or its fingerprint. Only
-        versions trained on the very tables that name matches are kept (a model
-        retrained on a changed table is a different dataset).
+        A dataset's fingerprint, or its name (registered, or its name in a run). A
+        table that changed is another dataset: by name, the history follows the table
+        each model's latest version was trained on; by fingerprint, exactly that table.
 
     Returns
     -------
