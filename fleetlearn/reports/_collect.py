@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.inspection import permutation_importance
 
 from fleetlearn.errors import FleetlearnError
 from fleetlearn.evaluation import check_metric, greater_is_better, score_one, score_trends
@@ -211,9 +212,6 @@ def _test_split(section: DatasetReport, registry: Any, run: Any, models: list[An
 def _importance(estimator: Any, X: pd.DataFrame, y: np.ndarray, task: str, metric: str,
                 repeats: int, seed: int) -> dict[str, tuple[float, float]] | None:
     """Permutation importance of the raw input columns (the pipeline preprocesses them)."""
-    # Imported when needed: scikit-learn's inspection module is only for this figure.
-    from sklearn.inspection import permutation_importance
-
     if len(X) > IMPORTANCE_MAX_ROWS:
         rows = np.sort(np.random.default_rng(seed).choice(len(X), IMPORTANCE_MAX_ROWS,
                                                            replace=False))
