@@ -148,10 +148,6 @@ def ranks_table(task: str, comparison: Any) -> Any:
     return table
 
 
-def _records(frame: Any) -> list[dict[str, Any]]:
-    return frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
-
-
 def compare_command(
     run_id: Annotated[str, typer.Argument(help="Run id (a unique prefix is enough).")],
     metric: Annotated[str | None, typer.Option(help="Compare on this metric.")] = None,
@@ -160,20 +156,23 @@ def compare_command(
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Which models are really better: significance per dataset, ranks across datasets."""
+    # Imported here, not at the top: they pull in pandas and scikit-learn, and every CLI
+    # start (even --help) would pay for them.
     from fleetlearn.errors import ConfigError
+    from fleetlearn.insights import run_comparison
     from fleetlearn.registry import Registry
-    from fleetlearn.training._results import compare_run
 
     if not 0 < alpha < 1:
         raise ConfigError(f"The '--alpha' option must be a float in the range (0, 1). Got "
                           f"{alpha!r} instead.")
     reg = Registry(registry)
-    result = compare_run(reg, run_id, metric=metric, alpha=alpha)
-    run, board = result["run"], result["leaderboard"]
+    comparison = run_comparison(reg, run_id, metric=metric, alpha=alpha)
+    run, board = comparison.run, comparison.leaderboard
     if json_out:
-        print_json({"run": run.to_dict(), "alpha": alpha, "leaderboard": _records(board),
-                    "across_datasets": {t: c.to_dict() for t, c in result["across"].items()},
-                    "notes": result["notes"]})
+        # The API's answer, with the whole run record instead of its id.
+        body = comparison.to_dict()
+        del body["run_id"]
+        print_json({"run": run.to_dict(), **body})
         return
     console.print(f"run [bold]{run.id}[/] {run.name or ''} status [bold]{run.status}[/]")
     if board.empty:
@@ -182,11 +181,11 @@ def compare_command(
     for table in significance_tables(board, alpha):
         console.print(table)
     console.print(TIED_NOTE.format(alpha=alpha))
-    for task, comparison in result["across"].items():
-        console.print(ranks_table(task, comparison))
-        console.print(ranks_summary(comparison))
-        if comparison.dropped_models:
+    for task, across in comparison.across.items():
+        console.print(ranks_table(task, across))
+        console.print(ranks_summary(across))
+        if across.dropped_models:
             console.print(f"[yellow]note:[/] left out of the ranks (not scored on every "
-                          f"{task} dataset): {', '.join(comparison.dropped_models)}")
-    for note in result["notes"]:
+                          f"{task} dataset): {', '.join(across.dropped_models)}")
+    for note in comparison.notes:
         console.print(f"[yellow]note:[/] {note}")

@@ -29,15 +29,6 @@ def _read_inference(path: Path) -> list[dict[str, Any]]:
     return windows
 
 
-def registry_inference(registry: Any, run_id: str) -> list[dict[str, Any]]:
-    """The serving statistics the registry holds for this run's model versions."""
-    from fleetlearn.monitoring._stats import series
-
-    run = registry.get_run(run_id)
-    versions = [(mv.name, mv.version) for mv in registry.list_models(run_id=run.id)]
-    return series(registry.inference_stats(versions=versions))
-
-
 def report_command(
     run_id: Annotated[str, typer.Argument(help="Run id (a unique prefix is enough).")],
     output: Annotated[Path, typer.Option("--output", "-o",
@@ -57,17 +48,18 @@ def report_command(
         help="Registry URL; $FLEETLEARN_REGISTRY_URL or the home's SQLite.")] = None,
 ) -> None:
     """Write a self-contained HTML report of a run (opens offline), and optionally PNGs."""
+    # Imported here, not at the top: the report pulls in Plotly, pandas and scikit-learn,
+    # and every CLI start (even --help) would pay for them.
+    from fleetlearn.insights import run_inference
     from fleetlearn.registry import Registry
-    from fleetlearn.reports import collect_report, write_report
+    from fleetlearn.reports import collect_report, require_png_export, write_report
 
     if png is not None:
-        from fleetlearn.reports._report import require_png_export
-
         require_png_export()  # before minutes of work, not after the HTML is written
     windows = _read_inference(inference) if inference is not None else None
     reg = Registry(registry)
     if windows is None:
-        windows = registry_inference(reg, run_id) or None
+        windows = run_inference(reg, run_id) or None
     data = collect_report(reg, run_id, metric=metric, alpha=alpha, inference=windows,
                           test_split=not no_test_split, path=output)
     for d in data.datasets:

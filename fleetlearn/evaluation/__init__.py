@@ -15,6 +15,7 @@ from fleetlearn.evaluation._metrics import (
     check_metric,
     compute_metrics,
     greater_is_better,
+    score_one,
     score_predictions,
 )
 from fleetlearn.evaluation._stats import (
@@ -54,6 +55,7 @@ __all__ = [
     "mean_ci",
     "nemenyi_cd",
     "nemenyi_q",
+    "score_one",
     "score_predictions",
     "score_trends",
     "summarize_folds",

@@ -12,6 +12,7 @@ from fleetlearn.monitoring._stats import (
     InferenceStats,
     merge_windows,
     percentile_from_histogram,
+    series,
 )
 
 __all__ = [
@@ -20,4 +21,5 @@ __all__ = [
     "ServingMetrics",
     "merge_windows",
     "percentile_from_histogram",
+    "series",
 ]

@@ -10,7 +10,9 @@ out) shared by the report, the PNG export and the GUI:
 
 ``build_report(registry, run_id, "report.html")`` writes every figure of a run,
 its configuration, dataset schemas, significance leaderboards and model lineage
-into one HTML file that opens offline (plotly.js is inlined once).
+into one HTML file that opens offline (plotly.js is inlined once);
+``render_report(registry, run_id)`` returns that HTML as text (what an API route
+serves). Both are built from the read models of :mod:`fleetlearn.insights`.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ from fleetlearn.reports._report import (
     build_report,
     collect_report,
     render_html,
+    render_report,
+    require_png_export,
     run_figures,
     write_pngs,
     write_report,
@@ -64,6 +68,8 @@ __all__ = [
     "precision_recall_figure",
     "predicted_vs_actual_figure",
     "render_html",
+    "render_report",
+    "require_png_export",
     "residuals_figure",
     "roc_figure",
     "run_figures",

@@ -1,11 +1,10 @@
-"""Gathering what a run's report shows, from the registry (and the run's tables).
+"""Gathering what a run's report shows, from the read models of :mod:`fleetlearn.insights`.
 
-Test-split figures need the held-out rows: the table is read again from the source
-path the registry recorded, its fingerprint checked against the registry, and the
-split recomputed exactly as training did (``make_splits`` with the seed derived
-from the run seed and the fingerprint). If the table is gone or changed, those
-figures are skipped with a note saying why; everything else still comes from the
-registry alone.
+Test-split figures need the held-out rows (:func:`fleetlearn.insights.held_out_rows`:
+the table read again from the source path the registry recorded, its fingerprint
+checked, the split redrawn exactly as training drew it). If the table is gone or
+changed, those figures are skipped with a note saying why; everything else still comes
+from the registry alone.
 """
 
 from __future__ import annotations
@@ -16,6 +15,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.inspection import permutation_importance
+
+from fleetlearn.errors import FleetlearnError
+from fleetlearn.evaluation import check_metric, greater_is_better, score_one, score_trends
+from fleetlearn.insights import dataset_versions, held_out_rows, run_comparison, run_failures
+from fleetlearn.training import unit_fold
 
 __all__ = ["DatasetReport", "RunReport", "TestSplit", "collect_run"]
 
@@ -108,20 +113,14 @@ def collect_run(registry: Any, run_id: str, *, metric: str | None = None, alpha:
     >>> [d.name for d in data.datasets]    # doctest: +SKIP
     ['wine', 'diabetes']
     """
-    from fleetlearn.training._plan import unit_fold
-    from fleetlearn.training._results import compare_run
-
-    comparison = compare_run(registry, run_id, metric=metric, alpha=alpha)
-    run, board = comparison["run"], comparison["leaderboard"]
+    comparison = run_comparison(registry, run_id, metric=metric, alpha=alpha)
+    run, board = comparison.run, comparison.leaderboard
     records = registry.run_datasets(run.id)
     trials = registry.list_trials(run.id)
     models = registry.list_models(run_id=run.id)
-    names = {d.id: d.name for d in records}
-    failures = [
-        {"dataset": names.get(t.dataset_id, ""), "model": t.model_name, "unit": unit,
-         "error": ((u.error or "").splitlines() or [""])[0][:300]}
-        for t in trials for unit, u in sorted(t.units.items()) if u.status != "ok"
-    ]
+    # Every failed unit has status "failed": the report's table leaves that column out.
+    failures = [{"dataset": f.dataset, "model": f.model, "unit": f.unit, "error": f.error}
+                for f in run_failures(registry, run.id)]
     datasets = []
     for rec in records:
         part = board[board["dataset"] == rec.name].reset_index(drop=True)
@@ -152,46 +151,27 @@ def collect_run(registry: Any, run_id: str, *, metric: str | None = None, alpha:
             _test_split(section, registry, run, models, importance_repeats, trusted)
         _trends(section, registry)
         datasets.append(section)
-    return RunReport(run=run, leaderboard=board, datasets=datasets, across=comparison["across"],
-                     models=models, failures=failures, notes=list(comparison["notes"]),
+    return RunReport(run=run, leaderboard=board, datasets=datasets, across=comparison.across,
+                     models=models, failures=failures, notes=list(comparison.notes),
                      alpha=alpha, inference=inference)
 
 
 def _test_split(section: DatasetReport, registry: Any, run: Any, models: list[Any],
                 repeats: int, trusted: tuple[str, ...]) -> None:
     """Fill ``section.test`` or add a note saying why the test figures are skipped."""
-    from fleetlearn.data import load_dataset
-    from fleetlearn.errors import FleetlearnError
-    from fleetlearn.evaluation import check_metric
-    from fleetlearn.training._plan import make_splits, split_seed
-
     rec = section.record
     versions = {mv.tags.get("model"): mv for mv in models if mv.dataset_id == rec.id}
     if not versions:
         section.notes.append("No final model was registered for this dataset (final fit "
                              "off or failed): no test-split figures.")
         return
-    if not rec.source or rec.source == "<frame>":
-        section.notes.append("The table was given in memory, not as a file: test-split "
-                             "figures skipped.")
-        return
     try:
-        dataset = load_dataset(rec.source, rec.target, task=rec.task, name=rec.name)
-    except FleetlearnError as exc:
-        section.notes.append(f"Table {rec.source} could not be read again ({exc}): "
-                             "test-split figures skipped.")
+        held_out = held_out_rows(registry, run.id, rec.fingerprint)
+    except FleetlearnError as exc:  # the table is in memory, gone or changed
+        section.notes.append(f"{exc}: test-split figures skipped.")
         return
-    if dataset.fingerprint != rec.fingerprint:
-        section.notes.append(f"Table {rec.source} changed since the run (fingerprint "
-                             f"{dataset.fingerprint[:12]} != {rec.fingerprint[:12]}): "
-                             "test-split figures skipped.")
-        return
-    config = run.config
-    splits = make_splits(np.asarray(dataset.y), dataset.task, int(config.get("folds", 5)),
-                         float(config.get("test_size", 0.2)), split_seed(run.seed,
-                                                                         rec.fingerprint))
-    X_test = dataset.X.iloc[splits.test]
-    y_test = np.asarray(dataset.y)[splits.test]
+    dataset = held_out.dataset
+    X_test, y_test = held_out.X, held_out.y
     predictions: dict[str, np.ndarray] = {}
     scores: dict[str, tuple[np.ndarray, list[Any]]] = {}
     loaded: dict[str, Any] = {}
@@ -219,7 +199,7 @@ def _test_split(section: DatasetReport, registry: Any, run: Any, models: list[An
     if focus is not None and repeats > 0:
         importance = _importance(loaded[focus], X_test, y_test, dataset.task,
                                  check_metric(section.metric, dataset.task), repeats,
-                                 split_seed(run.seed, rec.fingerprint))
+                                 held_out.seed)
     labels = None
     if dataset.task == "classification":
         labels = list(dataset.schema.classes) if dataset.schema.classes else sorted(
@@ -232,11 +212,6 @@ def _test_split(section: DatasetReport, registry: Any, run: Any, models: list[An
 def _importance(estimator: Any, X: pd.DataFrame, y: np.ndarray, task: str, metric: str,
                 repeats: int, seed: int) -> dict[str, tuple[float, float]] | None:
     """Permutation importance of the raw input columns (the pipeline preprocesses them)."""
-    from sklearn.inspection import permutation_importance
-
-    from fleetlearn.evaluation import greater_is_better
-    from fleetlearn.evaluation._metrics import score_one
-
     if len(X) > IMPORTANCE_MAX_ROWS:
         rows = np.sort(np.random.default_rng(seed).choice(len(X), IMPORTANCE_MAX_ROWS,
                                                            replace=False))
@@ -259,12 +234,7 @@ def _importance(estimator: Any, X: pd.DataFrame, y: np.ndarray, task: str, metri
 
 def _trends(section: DatasetReport, registry: Any) -> None:
     """This dataset's (same fingerprint) model versions across every run, over time."""
-    from fleetlearn.evaluation import score_trends
-
-    rec = section.record
-    names = {mv.name for mv in registry.list_models(dataset=rec.fingerprint)}
-    versions = [mv for name in sorted(names) for mv in registry.list_models(name=name)
-                if mv.dataset_id == rec.id]
+    versions = dataset_versions(registry, section.record.fingerprint)
     if not versions or section.board.empty:
         return
     # Versions without this metric (e.g. registered before it existed) are left out.

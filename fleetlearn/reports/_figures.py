@@ -16,6 +16,14 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
+from sklearn.metrics import (
+    auc,
+    average_precision_score,
+    confusion_matrix,
+    precision_recall_curve,
+    roc_curve,
+)
+from sklearn.preprocessing import label_binarize
 
 __all__ = [
     "COLORS",
@@ -242,8 +250,6 @@ def confusion_matrix_figure(y_true: Sequence[Any], y_pred: Sequence[Any],
     >>> fig.data[0].z.tolist()
     [[1, 0], [1, 1]]
     """
-    from sklearn.metrics import confusion_matrix
-
     y_true = np.asarray(y_true)
     y_pred = np.asarray(y_pred)
     if labels is None:
@@ -266,8 +272,6 @@ def confusion_matrix_figure(y_true: Sequence[Any], y_pred: Sequence[Any],
 def _binary_targets(y_true: np.ndarray, scores: Any, classes: Sequence[Any]
                     ) -> tuple[np.ndarray, np.ndarray] | None:
     """(0/1 truth, score) for a binary problem, micro-averaged one-vs-rest otherwise."""
-    from sklearn.preprocessing import label_binarize
-
     scores = np.asarray(scores, dtype=float)
     classes = list(classes)
     if len(classes) == 2:
@@ -300,8 +304,6 @@ def roc_figure(y_true: Sequence[Any], scores: Mapping[str, tuple[Any, Sequence[A
     >>> [t.name for t in fig.data]
     ['m (AUC 1.000)', 'chance']
     """
-    from sklearn.metrics import auc, roc_curve
-
     y = np.asarray(y_true)
     fig = _figure(title or "ROC curves", xaxis_title="false positive rate",
                   yaxis_title="true positive rate")
@@ -329,8 +331,6 @@ def precision_recall_figure(y_true: Sequence[Any],
     >>> [t.name for t in fig.data]
     ['m (AP 1.000)', 'prevalence']
     """
-    from sklearn.metrics import average_precision_score, precision_recall_curve
-
     y = np.asarray(y_true)
     fig = _figure(title or "precision-recall curves", xaxis_title="recall",
                   yaxis_title="precision")

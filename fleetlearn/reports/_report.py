@@ -17,8 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import plotly.io as pio
+from plotly.offline import get_plotlyjs
 
+from fleetlearn import __version__
 from fleetlearn.errors import ConfigError
+from fleetlearn.evaluation import greater_is_better
+from fleetlearn.insights import run_inference
 from fleetlearn.reports import _figures as F
 from fleetlearn.reports._collect import RunReport, collect_run
 
@@ -71,8 +76,6 @@ def run_figures(report: RunReport) -> list[ReportFigure]:
     >>> [f.key for f in run_figures(data)][:2]    # doctest: +SKIP
     ['cd-classification', 'fold-scores-wine']
     """
-    from fleetlearn.evaluation import greater_is_better
-
     out: list[ReportFigure] = []
     for task, comparison in report.across.items():
         out.append(ReportFigure("across-datasets", _key("cd", task), F.critical_difference_figure(
@@ -371,8 +374,6 @@ def _notes_html(report: RunReport) -> str:
 
 
 def _figure_html(fig: ReportFigure) -> str:
-    import plotly.io as pio
-
     height = fig.figure.layout.height or 420
     div = pio.to_html(fig.figure, full_html=False, include_plotlyjs=False, div_id=fig.key,
                       default_width="100%", default_height=f"{int(height)}px",
@@ -387,8 +388,6 @@ def render_html(report: RunReport, figures: Sequence[ReportFigure] | None = None
     --------
     >>> text = render_html(collect_run(Registry(), "3f2a9c"))    # doctest: +SKIP
     """
-    from plotly.offline import get_plotlyjs
-
     figures = run_figures(report) if figures is None else list(figures)
     by_key = {f.key: _figure_html(f) for f in figures}
     by_section: dict[str, list[str]] = {}
@@ -426,8 +425,6 @@ def render_html(report: RunReport, figures: Sequence[ReportFigure] | None = None
     sections = "".join(f"<section id='{sid}'><h2>{_e(title)}</h2>{body[sid]}</section>"
                        for sid, title in SECTIONS.items())
     generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-    from fleetlearn import __version__
-
     return (
         "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
         "<meta name='viewport' content='width=device-width, initial-scale=1'>"
@@ -448,8 +445,8 @@ def require_png_export() -> None:
     Callers check this before long work, so a missing extra costs nothing.
     """
     try:
+        # Imported only to see whether the optional extra is there.
         import kaleido  # noqa: F401
-        import plotly.io  # noqa: F401
     except ImportError as exc:
         raise ConfigError("PNG export needs Kaleido: pip install 'fleetlearn[png]' (and a "
                           "Chromium, e.g. apt-get install chromium).") from exc
@@ -469,8 +466,6 @@ def write_pngs(figures: Sequence[ReportFigure], folder: str | Path, *, width: in
     >>> write_pngs(run_figures(data), "figures/")    # doctest: +SKIP
     """
     require_png_export()
-    import plotly.io as pio
-
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     paths = [folder / f"{i:02d}-{f.key}.png" for i, f in enumerate(figures, start=1)]
@@ -592,3 +587,56 @@ def collect_report(registry: Any, run_id: str, *, metric: str | None = None,
     return collect_run(registry, run_id, metric=metric, alpha=alpha, test_split=test_split,
                        importance_repeats=importance_repeats, trusted=trusted,
                        inference=inference)
+
+
+def render_report(registry: Any, run_id: str, *, metric: str | None = None,
+                  alpha: float = 0.05, inference: list[dict[str, Any]] | None = None,
+                  test_split: bool = True, importance_repeats: int = 5,
+                  trusted: tuple[str, ...] = ()) -> str:
+    """The report of a run as self-contained HTML text, from the registry alone.
+
+    What ``fleetlearn report`` writes, without touching the file system beyond reading
+    the run's tables again for the test-split figures; made for a route (``GET
+    /v1/runs/{id}/report``) that has a registry, a run id and options.
+
+    Parameters
+    ----------
+    registry : fleetlearn.registry.Registry
+    run_id : str
+        Run id or a unique prefix.
+    metric : str, optional
+        Rank and compare by this metric instead of the run's.
+    alpha : float
+        Significance level, in (0, 1).
+    inference : list of dict, optional
+        Inference statistics windows; by default what the registry recorded while the
+        run's models were served (:func:`fleetlearn.insights.run_inference`).
+    test_split, importance_repeats, trusted
+        As in :func:`collect_run`. ``test_split=False`` skips reloading the tables and
+        models (the fast report).
+
+    Returns
+    -------
+    str
+        One HTML document (plotly.js inlined once) that opens offline.
+
+    Raises
+    ------
+    ConfigError
+        Bad ``alpha`` or inference windows, or a metric that fits none of the run's tasks.
+    NotFoundError
+        No such run.
+
+    Examples
+    --------
+    >>> from fleetlearn.registry import Registry
+    >>> html = render_report(Registry(), "3f2a9c", test_split=False)    # doctest: +SKIP
+    >>> html.startswith("<!DOCTYPE html>")    # doctest: +SKIP
+    True
+    """
+    if inference is None:
+        inference = run_inference(registry, run_id) or None
+    report = collect_report(registry, run_id, metric=metric, alpha=alpha, inference=inference,
+                            test_split=test_split, importance_repeats=importance_repeats,
+                            trusted=trusted)
+    return render_html(report)

@@ -10,9 +10,17 @@ from fleetlearn.training._execute import (
     train,
     train_run,
 )
-from fleetlearn.training._plan import Splits, UnitKey, make_splits, plan_units
+from fleetlearn.training._plan import (
+    Splits,
+    UnitKey,
+    make_splits,
+    plan_run_units,
+    plan_units,
+    split_seed,
+    unit_fold,
+)
 from fleetlearn.training._ray import connect_ray
-from fleetlearn.training._results import run_leaderboard, trial_rows
+from fleetlearn.training._results import compare_run, run_leaderboard, trial_rows
 from fleetlearn.training._seeds import derive_seed
 
 __all__ = [
@@ -23,15 +31,19 @@ __all__ = [
     "Splits",
     "TrainResult",
     "UnitKey",
+    "compare_run",
     "connect_ray",
     "dataset_configs",
     "derive_seed",
     "load_run_file",
     "make_splits",
+    "plan_run_units",
     "plan_units",
     "prepare",
     "run_leaderboard",
+    "split_seed",
     "train",
     "train_run",
     "trial_rows",
+    "unit_fold",
 ]

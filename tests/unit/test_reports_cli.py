@@ -17,7 +17,7 @@ from plotly.offline import get_plotlyjs
 from fleetlearn.cli import main
 from fleetlearn.registry import Registry
 from fleetlearn.reports import SECTIONS, build_report, collect_run, render_html, run_figures
-from fleetlearn.training._results import run_leaderboard
+from fleetlearn.training import run_leaderboard
 
 MODELS = {"strong": 0.90, "close": 0.895, "weak": 0.70}
 
