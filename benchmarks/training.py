@@ -318,9 +318,8 @@ def load_work(path: Path, models: Sequence[str], folds: int, seed: int = 0) -> W
 
     from fleetlearn.catalog import resolve_model
     from fleetlearn.data import load_dataset
-    from fleetlearn.training import derive_seed, make_splits
+    from fleetlearn.training import derive_seed, make_splits, split_seed
     from fleetlearn.training._execute import _unique
-    from fleetlearn.training._plan import split_seed
 
     start = time.perf_counter()
     d = load_dataset(path, "target")

@@ -13,6 +13,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from fleetlearn.insights import first_line
 from fleetlearn.training import ProgressEvent
 
 
@@ -64,7 +65,7 @@ class RunProgress:
             self.failures += 1
             self.progress.console.print(
                 f"[yellow]failed[/] {event.unit.dataset}/{event.unit.model}/{event.unit.unit}: "
-                f"{(event.error or '').splitlines()[0][:160]}"
+                f"{first_line(event.error) or 'unknown error'}"
             )
         failures = f"  [red]{self.failures} failed[/]" if self.failures else ""
         self.progress.update(self.overall, completed=event.done, best=failures)
