@@ -14,7 +14,7 @@ Not a test. Three parts, measured in one process and written to
     regression: fleetlearn must finish in less wall time.
 
 Every system does exactly the same fits: the pipeline of
-``fleetlearn.training._tasks.build_pipeline``, the folds of ``make_splits`` and the
+``fleetlearn.model.build_pipeline``, the folds of ``make_splits`` and the
 seeds fleetlearn derives, one BLAS/OpenMP thread per fit (as fleetlearn's tasks run).
 Each wall time starts at the Parquet file and ends with every fold scored, so all of
 them include loading the table. Ray is started once, before any timing.
@@ -342,7 +342,7 @@ def fit_fold(X: Any, y: np.ndarray, tr: np.ndarray, va: np.ndarray, spec: Any, s
     from threadpoolctl import threadpool_limits
 
     from fleetlearn.evaluation import score_predictions
-    from fleetlearn.training._tasks import build_pipeline
+    from fleetlearn.model import build_pipeline
 
     start = time.perf_counter()
     with warnings.catch_warnings():
@@ -487,7 +487,7 @@ def seed_cv_task(bundle: dict[str, Any], spec_dict: dict[str, Any], seed: int) -
 
     from fleetlearn.catalog import ModelSpec
     from fleetlearn.evaluation import score_predictions
-    from fleetlearn.training._tasks import build_pipeline
+    from fleetlearn.model import build_pipeline
 
     start = time.perf_counter()
     spec = ModelSpec.from_dict(spec_dict)

@@ -26,8 +26,8 @@ from sklearn.pipeline import Pipeline
 
 from fleetlearn.catalog import resolve_model
 from fleetlearn.data import Dataset, dataset_from_frame
+from fleetlearn.model import build_pipeline
 from fleetlearn.registry import ModelVersion, Registry
-from fleetlearn.training._tasks import build_pipeline
 
 __all__ = [
     "mixed_frame",

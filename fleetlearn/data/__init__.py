@@ -4,7 +4,9 @@
 infers the task and the kind of every column, drops columns no model can use (with a
 warning naming them) and returns a :class:`Dataset` with a stable fingerprint.
 ``build_preprocessor`` gives the unfitted ``ColumnTransformer`` for a schema and
-``coerce_frame`` prepares serving inputs the same way.
+``compile_preprocessor`` its fitted form as numpy operations. Prediction inputs go
+through one path: ``parse_rows`` (a JSON body) or ``coerce_frame`` (a DataFrame) check
+them against the schema and give ``Rows``.
 
 This package does not import Ray or the registry.
 """
@@ -24,9 +26,19 @@ from fleetlearn.data._load import SUPPORTED_SUFFIXES, load_table
 from fleetlearn.data._preprocess import (
     BooleanToFloat,
     CategoryToString,
+    CompiledPreprocessor,
     DatetimeFeatures,
     build_preprocessor,
+    compile_preprocessor,
+)
+from fleetlearn.data._rows import (
+    MAX_PROBLEMS,
+    InputError,
+    InputProblem,
+    Rows,
     coerce_frame,
+    concat_rows,
+    parse_rows,
 )
 from fleetlearn.data._schema import ColumnKind, ColumnSchema, Schema, TaskKind
 
@@ -35,18 +47,26 @@ __all__ = [
     "CategoryToString",
     "ColumnKind",
     "ColumnSchema",
+    "CompiledPreprocessor",
     "Dataset",
     "DatetimeFeatures",
+    "InputError",
+    "InputProblem",
+    "MAX_PROBLEMS",
+    "Rows",
     "Schema",
     "SUPPORTED_SUFFIXES",
     "TaskKind",
     "build_preprocessor",
     "check_folds",
     "coerce_frame",
+    "compile_preprocessor",
+    "concat_rows",
     "dataset_from_frame",
     "example_datasets",
     "fingerprint",
     "infer_task",
     "load_dataset",
     "load_table",
+    "parse_rows",
 ]

@@ -1,11 +1,19 @@
-"""The preprocessing ColumnTransformer, its small transformers, and serving-time coercion.
+"""The preprocessing ColumnTransformer, its small transformers, and its compiled form.
 
 Every class here is importable as ``fleetlearn.data.<Name>`` and holds only numpy
 arrays and Python scalars once fitted, so a fitted pipeline saved with ``skops.io``
-loads with a trusted-type list of ``fleetlearn.*``, ``sklearn.*``, ``numpy.*``.
+holds only types of the registry's exact allow-list.
+
+:func:`compile_preprocessor` is the public way for serving to skip the
+``ColumnTransformer``'s per-call overhead: it knows these transformers (and the
+scikit-learn steps :func:`build_preprocessor` uses) and turns a fitted preprocessor
+into a few numpy operations on validated :class:`~fleetlearn.data.Rows`.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -17,20 +25,21 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from fleetlearn.data._rows import Rows
 from fleetlearn.data._schema import Schema
 from fleetlearn.data._values import (
     parse_datetimes,
     to_boolean_floats,
     to_category_strings,
 )
-from fleetlearn.errors import DataError
 
 __all__ = [
     "BooleanToFloat",
     "CategoryToString",
+    "CompiledPreprocessor",
     "DatetimeFeatures",
     "build_preprocessor",
-    "coerce_frame",
+    "compile_preprocessor",
     "MISSING_CATEGORY",
 ]
 
@@ -302,93 +311,144 @@ def build_preprocessor(schema: Schema, scale: bool) -> ColumnTransformer:
     )
 
 
-def coerce_frame(frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:
-    """Select and cast a frame's columns as the preprocessor expects (serving inputs).
+# ------------------------------------------------------------------ compiled form
 
-    Columns are selected in schema order (extra columns are ignored) and cast by kind:
-    numeric to float, boolean to 1.0/0.0, categorical to strings (missing kept as NaN),
-    datetime to ``datetime64``. Missing cells stay missing; the fitted pipeline imputes.
+Block = Callable[[Rows], np.ndarray]
+
+
+class _Unsupported(Exception):
+    """A step or block the compiler does not know: it runs through its fitted object."""
+
+
+def _step_kernel(step: Any) -> Callable[[np.ndarray], np.ndarray]:
+    """A numpy function equal to one fitted step of a preprocessing block."""
+    if isinstance(step, SimpleImputer):
+        if step.add_indicator or not np.issubdtype(np.asarray(step.statistics_).dtype,
+                                                    np.number):
+            raise _Unsupported("imputer")
+        stats = np.asarray(step.statistics_, dtype=float)
+        return lambda x: np.where(np.isnan(x), stats, x)
+    if isinstance(step, StandardScaler):
+        mean = step.mean_ if step.with_mean else None
+        scale = step.scale_ if step.with_std else None
+
+        def scaled(x: np.ndarray) -> np.ndarray:
+            if mean is not None:
+                x = x - mean
+            if scale is not None:
+                x = x / scale
+            return x
+        return scaled
+    if isinstance(step, BooleanToFloat):
+        return lambda x: x  # Rows hold booleans as 1.0/0.0/NaN already (see _rows._boolean)
+    if isinstance(step, CategoryToString):
+        missing = step.missing_value
+
+        def strings(x: np.ndarray) -> np.ndarray:
+            x = x.copy()
+            x[np.equal(x, None)] = missing
+            return x
+        return strings
+    if isinstance(step, OneHotEncoder):
+        return step.transform
+    raise _Unsupported(type(step).__name__)
+
+
+def _block(trans: Any, cols: list[str], schema: Schema) -> tuple[Block, bool]:
+    """One ColumnTransformer block as a function of validated rows (and if compiled)."""
+    kinds = {schema.column(c).kind for c in cols}
+    try:
+        if not isinstance(trans, Pipeline) or len(kinds) != 1 or kinds <= {"datetime"}:
+            raise _Unsupported("block")
+        fns = [_step_kernel(step) for _, step in trans.steps]
+        dtype = object if kinds == {"categorical"} else float
+
+        def compiled(rows: Rows) -> np.ndarray:
+            x = np.empty((rows.n, len(cols)), dtype=dtype)
+            for j, c in enumerate(cols):
+                x[:, j] = rows.columns[c]
+            for fn in fns:
+                x = fn(x)
+            return np.asarray(x, dtype=float)
+        return compiled, True
+    except _Unsupported:
+        sub = Schema(schema.target, schema.task, tuple(schema.column(c) for c in cols))
+
+        def fitted(rows: Rows) -> np.ndarray:
+            frame = Rows(rows.n, {c: rows.columns[c] for c in cols}).frame(sub)
+            return np.asarray(trans.transform(frame), dtype=float)
+        return fitted, False
+
+
+class CompiledPreprocessor:
+    """A fitted preprocessor as numpy operations on :class:`~fleetlearn.data.Rows`.
+
+    Built by :func:`compile_preprocessor`; calling it gives the float feature matrix
+    the fitted ``ColumnTransformer`` would give for ``rows.frame(schema)``. Blocks it
+    does not know (dates, custom steps) run through their fitted transformer.
+
+    Attributes
+    ----------
+    n_compiled, n_blocks : int
+        How many of the blocks are numpy kernels, out of all blocks.
+    """
+
+    def __init__(self, blocks: list[tuple[Block, bool]]) -> None:
+        self._blocks = [b for b, _ in blocks]
+        self.n_blocks = len(blocks)
+        self.n_compiled = sum(1 for _, ok in blocks if ok)
+
+    def __call__(self, rows: Rows) -> np.ndarray:
+        if len(self._blocks) == 1:
+            return self._blocks[0](rows)
+        if not self._blocks:
+            return np.empty((rows.n, 0))
+        return np.hstack([b(rows) for b in self._blocks])
+
+
+def compile_preprocessor(preprocessor: ColumnTransformer,
+                         schema: Schema) -> CompiledPreprocessor:
+    """Compile a fitted :func:`build_preprocessor` into numpy operations.
+
+    Numeric imputation and scaling, boolean and category handling read the fitted
+    statistics directly, without building a DataFrame or re-validating parameters on
+    every call (most of a one-row ``predict``). Callers should check the result
+    against ``preprocessor.transform`` once (``fleetlearn.model.Predictor`` does, on
+    probe rows) before relying on it.
 
     Parameters
     ----------
-    frame : pandas.DataFrame
-        Rows to predict on.
+    preprocessor : sklearn.compose.ColumnTransformer
+        A fitted preprocessor, as built by :func:`build_preprocessor`.
     schema : Schema
-        The schema the model was trained with.
+        The input schema it was fitted for.
 
     Returns
     -------
-    pandas.DataFrame
-        Same index as ``frame``.
+    CompiledPreprocessor
 
     Raises
     ------
-    DataError
-        Naming every missing column at once, or the columns whose cells cannot be cast.
+    TypeError
+        When ``preprocessor`` is not a fitted ``ColumnTransformer``.
 
     Examples
     --------
-    >>> from fleetlearn.data import ColumnSchema
-    >>> s = Schema("y", "regression", (ColumnSchema("x", "numeric", "int64", False),))
-    >>> coerce_frame(pd.DataFrame({"x": ["1", None], "other": [0, 0]}), s).dtypes.tolist()
-    [dtype('float64')]
+    >>> from fleetlearn.data import ColumnSchema, parse_rows
+    >>> s = Schema("y", "regression", (ColumnSchema("x", "numeric", "float64", True),))
+    >>> pre = build_preprocessor(s, scale=False).fit(pd.DataFrame({"x": [1.0, 3.0]}))
+    >>> compile_preprocessor(pre, s)(parse_rows({"records": [{"x": None}]}, s))
+    array([[2.]])
     """
-    names = schema.feature_names
-    missing = [c for c in names if c not in frame.columns]
-    if missing:
-        raise DataError(
-            f"Input is missing {len(missing)} feature column{'s' if len(missing) > 1 else ''}: "
-            f"{', '.join(repr(c) for c in missing)}. The model expects: {', '.join(names)}."
+    if not isinstance(preprocessor, ColumnTransformer) or not hasattr(preprocessor,
+                                                                     "transformers_"):
+        raise TypeError(
+            f"compile_preprocessor needs a fitted ColumnTransformer (build_preprocessor), "
+            f"got {type(preprocessor).__name__}."
         )
-    out: dict[str, object] = {}
-    problems: list[str] = []
-    for col in schema.columns:
-        values = frame[col.name]
-        present = values.notna().to_numpy()
-        if col.kind == "numeric":
-            obj = values.astype(object).where(values.notna(), None)
-            cast = pd.to_numeric(obj, errors="coerce").astype(float)
-            cast = cast.where(np.isfinite(cast.to_numpy()), np.nan)
-            bad = present & cast.isna().to_numpy() & ~_is_inf(values)
-            out[col.name] = cast.to_numpy()
-        elif col.kind == "boolean":
-            floats, bad = to_boolean_floats(values)
-            out[col.name] = floats
-        elif col.kind == "categorical":
-            # Object, not pandas' str dtype: the column may hold NaN next to strings.
-            out[col.name] = pd.Series(
-                to_category_strings(values.reset_index(drop=True)), dtype=object
-            ).to_numpy()
-            bad = np.zeros(len(values), dtype=bool)
-        else:
-            parsed = parse_datetimes(values.reset_index(drop=True))
-            bad = present & parsed.isna().to_numpy()
-            out[col.name] = parsed.to_numpy()
-        if bad.any():
-            examples = ", ".join(repr(v) for v in pd.unique(values[bad])[:3])
-            problems.append(f"'{col.name}' expects {_EXPECTED[col.kind]}, got {examples}")
-    if problems:
-        raise DataError(
-            f"Cannot convert input columns: {'; '.join(problems)}. "
-            "Send values of the type the model was trained on (or leave them empty)."
-        )
-    series = {n: pd.Series(a, index=frame.index, dtype=_dtype_of(a)) for n, a in out.items()}
-    return pd.DataFrame(series, columns=names)
-
-
-_EXPECTED = {
-    "numeric": "numbers",
-    "boolean": "true/false (or yes/no, 1/0)",
-    "datetime": "dates (e.g. 2024-03-01)",
-    "categorical": "text",
-}
-
-
-def _dtype_of(arr: np.ndarray):
-    return object if arr.dtype == object else arr.dtype
-
-
-def _is_inf(values: pd.Series) -> np.ndarray:
-    if pd.api.types.is_float_dtype(values.dtype):
-        return np.isinf(values.to_numpy(dtype=float, na_value=np.nan))
-    return np.zeros(len(values), dtype=bool)
+    return CompiledPreprocessor([
+        _block(trans, list(cols), schema)
+        for name, trans, cols in preprocessor.transformers_
+        if name != "remainder" and not (isinstance(trans, str) and trans == "drop")
+        and len(cols)
+    ])

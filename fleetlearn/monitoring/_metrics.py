@@ -64,6 +64,11 @@ class ServingMetrics:
                                       ("model", "version"),
                                       buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30),
                                       registry=r)
+        self.load_failures = Counter("fleetlearn_model_load_failures", "Model version loads "
+                                     "that failed, by reason: integrity (artifact missing or "
+                                     "not matching its sha256), untrusted (types outside the "
+                                     "allow-list, or not a skops file), error (other).",
+                                     ("model", "version", "reason"), registry=r)
         self.cache_hits = Counter("fleetlearn_model_cache_hits", "Predictions served by a "
                                   "model already in memory.", registry=r)
         self.cache_misses = Counter("fleetlearn_model_cache_misses", "Predictions that had to "

@@ -23,10 +23,14 @@ Examples
 from __future__ import annotations
 
 from fleetlearn.registry._artifacts import (
-    TRUSTED_MODULE_PREFIXES,
+    TRUSTED_TYPES,
+    TRUSTED_TYPES_ENV,
     ArtifactStore,
+    artifact_types,
+    check_trusted_names,
     dump_estimator,
     load_estimator,
+    trusted_types_from_env,
     untrusted_types,
 )
 from fleetlearn.registry._engine import mask_url
@@ -59,7 +63,11 @@ __all__ = [
     "dump_estimator",
     "load_estimator",
     "untrusted_types",
-    "TRUSTED_MODULE_PREFIXES",
+    "artifact_types",
+    "check_trusted_names",
+    "trusted_types_from_env",
+    "TRUSTED_TYPES",
+    "TRUSTED_TYPES_ENV",
     "parse_model_ref",
     "validate_model_name",
     "validate_alias",

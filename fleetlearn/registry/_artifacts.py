@@ -1,72 +1,112 @@
-"""Model artifacts: skops files named by their sha256, and the trusted-type policy.
+"""Model artifacts: skops files named by their sha256, and the exact trusted-type policy.
 
 Models never cross the storage boundary as pickles. ``dump_estimator`` writes the
-skops format; ``load_estimator`` refuses any file holding a type outside an explicit
-allow-list, and never calls ``skops.io.loads(..., trusted=True)``.
+skops format; ``artifact_types`` lists every type a file holds (read from its schema,
+without constructing anything); ``load_estimator`` refuses a file holding any type
+that is not an exact name of :data:`TRUSTED_TYPES` or of the caller's opt-ins, and
+never calls ``skops.io.loads(..., trusted=True)``.
+
+Trust is by exact name only (``"mypackage.models.ThresholdClassifier"``), never by
+module prefix: a prefix such as ``"numpy."`` would also admit ``numpy.load`` or
+``numpy.testing`` functions inside a ``FunctionTransformer``. Users who register their
+own estimator classes opt in with ``trusted=[...]`` or the ``FLEETLEARN_TRUSTED_TYPES``
+environment variable (comma-separated exact names).
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
+import json
 import os
 import re
 import tempfile
+import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from fleetlearn.errors import ArtifactIntegrityError, RegistryError
+from fleetlearn.errors import ArtifactIntegrityError, ConfigError, RegistryError
+from fleetlearn.registry._trusted_types import TRUSTED_TYPES
 
 __all__ = [
     "ArtifactStore",
+    "TRUSTED_TYPES",
+    "TRUSTED_TYPES_ENV",
+    "artifact_types",
+    "check_trusted_names",
     "dump_estimator",
     "load_estimator",
+    "trusted_types_from_env",
     "untrusted_types",
-    "TRUSTED_MODULE_PREFIXES",
 ]
 
-# Libraries whose classes an artifact may instantiate. Module prefixes, matched on
-# the fully qualified type name skops reports (e.g. "sklearn.tree._tree.Tree").
-TRUSTED_MODULE_PREFIXES: tuple[str, ...] = (
-    "sklearn.",
-    "numpy.",
-    "scipy.",
-    "fleetlearn.",
-    "xgboost.",
-    "lightgbm.",
-    "collections.",
-)
-# Not "builtins." as a prefix: skops reports functions too, and "builtins.eval" or
-# "builtins.exec" must never be trusted. Only plain data types are.
-_TRUSTED_BUILTINS = frozenset(
-    f"builtins.{name}"
-    for name in (
-        "bool", "bytearray", "bytes", "complex", "dict", "float", "frozenset", "int",
-        "list", "NoneType", "object", "range", "set", "slice", "str", "tuple", "type",
-    )
-)  # fmt: skip
-# Callables inside trusted libraries that touch the file system: an estimator holding
-# one (e.g. FunctionTransformer(func=numpy.save)) could read or write files on predict.
-_DENIED = frozenset(
-    {
-        "numpy.load", "numpy.save", "numpy.savez", "numpy.savez_compressed", "numpy.savetxt",
-        "numpy.loadtxt", "numpy.genfromtxt", "numpy.fromfile", "numpy.memmap",
-        "numpy.lib.npyio.load", "numpy.lib.npyio.save", "numpy.lib.npyio.loadtxt",
-        "numpy.lib.npyio.savetxt", "numpy.lib.npyio.genfromtxt", "numpy.DataSource",
-    }
-)  # fmt: skip
-_DENIED_PREFIXES = ("scipy.io.", "numpy.lib._datasource.", "numpy.lib.npyio.")
+#: The environment variable holding extra exact type names to trust (comma-separated).
+TRUSTED_TYPES_ENV = "FLEETLEARN_TRUSTED_TYPES"
 
 _DIGEST_RE = re.compile(r"^[0-9a-f]{64}$")
+# A fully qualified name: dotted identifiers, at least "module.Name".
+_TYPE_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$")
+_OPT_IN_HINT = (
+    f"pass them as trusted=[...] or set {TRUSTED_TYPES_ENV} (comma-separated exact type "
+    "names)"
+)
 
 
-def _is_trusted(type_name: str, extra: tuple[str, ...]) -> bool:
-    if type_name in _DENIED or type_name.startswith(_DENIED_PREFIXES):
-        return type_name in extra  # only an exact, explicit opt-in overrides the deny-list
-    if type_name in _TRUSTED_BUILTINS or type_name in extra:
-        return True
-    prefixes = TRUSTED_MODULE_PREFIXES + tuple(p for p in extra if p.endswith("."))
-    return type_name.startswith(prefixes)
+def trusted_types_from_env() -> tuple[str, ...]:
+    """Return the exact type names opted in through ``FLEETLEARN_TRUSTED_TYPES``.
+
+    Raises
+    ------
+    ConfigError
+        When an entry is a module prefix or not a fully qualified type name.
+
+    Examples
+    --------
+    >>> os.environ["FLEETLEARN_TRUSTED_TYPES"] = "mypkg.models.Threshold"
+    >>> trusted_types_from_env()
+    ('mypkg.models.Threshold',)
+    >>> del os.environ["FLEETLEARN_TRUSTED_TYPES"]
+    """
+    raw = os.environ.get(TRUSTED_TYPES_ENV, "")
+    names = tuple(part.strip() for part in raw.split(",") if part.strip())
+    return check_trusted_names(names, source=TRUSTED_TYPES_ENV)
+
+
+def check_trusted_names(names: Iterable[str], source: str = "trusted") -> tuple[str, ...]:
+    """Check that every opt-in is one exact, fully qualified type name.
+
+    Parameters
+    ----------
+    names : iterable of str
+        Type names such as ``"mypackage.models.ThresholdClassifier"``.
+    source : str
+        Where the names came from, for the error message.
+
+    Raises
+    ------
+    ConfigError
+        Naming the entries that are module prefixes (``"mypackage."``) or not names.
+
+    Examples
+    --------
+    >>> check_trusted_names(["mypkg.Model"])
+    ('mypkg.Model',)
+    """
+    if isinstance(names, str):
+        names = [names]
+    out = tuple(str(n) for n in names)
+    bad = [n for n in out if not _TYPE_NAME_RE.match(n)]
+    if bad:
+        prefixes = [n for n in bad if n.endswith(".") or n.endswith(".*")]
+        why = ("module prefixes are no longer accepted" if prefixes
+               else "each must be a fully qualified type name")
+        raise ConfigError(
+            f"Invalid trusted type(s) in {source}: {', '.join(map(repr, bad))}: {why}. "
+            "List each class the artifact holds by its exact name, e.g. "
+            "'mypackage.models.ThresholdClassifier' (the refusal message names them)."
+        )
+    return out
 
 
 def dump_estimator(estimator: Any) -> bytes:
@@ -90,6 +130,8 @@ def dump_estimator(estimator: Any) -> bytes:
     >>> data[:2]
     b'PK'
     """
+    # Imported here: skops pulls in scikit-learn, and the registry is imported by CLI
+    # verbs that never touch a model (start-up stays fast).
     import skops.io as sio
 
     try:
@@ -101,6 +143,53 @@ def dump_estimator(estimator: Any) -> bytes:
         ) from exc
 
 
+def artifact_types(data: bytes, *, source: str = "artifact") -> list[str]:
+    """Return every type a skops artifact holds, as sorted exact names.
+
+    Read from the file's schema without constructing anything: each object, function
+    and type reference the file would make skops build, not only the ones skops
+    itself does not trust by default.
+
+    Parameters
+    ----------
+    data : bytes
+        A skops file content.
+    source : str
+        What to call the artifact in error messages.
+
+    Raises
+    ------
+    ArtifactIntegrityError
+        When ``data`` is not a readable skops file.
+
+    Examples
+    --------
+    >>> from sklearn.linear_model import LinearRegression
+    >>> artifact_types(dump_estimator(LinearRegression().fit([[0], [1]], [0, 1])))[-1]
+    'sklearn.linear_model._base.LinearRegression'
+    """
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            schema = json.loads(zf.read("schema.json"))
+    except Exception as exc:  # zipfile/json/key errors on anything that is not skops
+        raise ArtifactIntegrityError(
+            f"{source} is not a readable skops file ({type(exc).__name__}: {exc}). "
+            "Register models with Registry.register_model(estimator=...) or skops bytes."
+        ) from exc
+    found: set[str] = set()
+    stack: list[Any] = [schema]
+    while stack:  # iterative: a deep artifact must not hit the recursion limit
+        node = stack.pop()
+        if isinstance(node, dict):
+            cls, module = node.get("__class__"), node.get("__module__")
+            if isinstance(cls, str) and isinstance(module, str):
+                found.add(f"{module}.{cls}")
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return sorted(found)
+
+
 def untrusted_types(data: bytes, trusted: Iterable[str] = ()) -> list[str]:
     """Return the types in a skops artifact that the allow-list does not cover.
 
@@ -109,8 +198,8 @@ def untrusted_types(data: bytes, trusted: Iterable[str] = ()) -> list[str]:
     data : bytes
         A skops file content.
     trusted : iterable of str
-        Extra fully qualified type names, or module prefixes ending with ``"."``
-        (``"mypackage."``), to trust beyond :data:`TRUSTED_MODULE_PREFIXES`.
+        Extra exact type names to trust beyond :data:`TRUSTED_TYPES` (module
+        prefixes are refused with a :class:`~fleetlearn.errors.ConfigError`).
 
     Returns
     -------
@@ -123,31 +212,20 @@ def untrusted_types(data: bytes, trusted: Iterable[str] = ()) -> list[str]:
     >>> untrusted_types(dump_estimator(DecisionTreeClassifier().fit([[0], [1]], [0, 1])))
     []
     """
-    extra = tuple(trusted)
-    return sorted(t for t in _reported_types(data, "artifact") if not _is_trusted(t, extra))
-
-
-def _reported_types(data: bytes, source: str) -> list[str]:
-    import skops.io as sio
-
-    try:
-        return list(sio.get_untrusted_types(data=data))
-    except Exception as exc:  # zipfile/json errors on anything that is not skops
-        raise ArtifactIntegrityError(
-            f"{source} is not a readable skops file ({type(exc).__name__}: {exc}). "
-            "Register models with Registry.register_model(estimator=...) or skops bytes."
-        ) from exc
+    allowed = TRUSTED_TYPES | set(check_trusted_names(trusted))
+    return [t for t in artifact_types(data) if t not in allowed]
 
 
 def load_estimator(data: bytes, trusted: Iterable[str] = (), *, source: str = "artifact") -> Any:
-    """Load a skops artifact, trusting only allow-listed types.
+    """Load a skops artifact, trusting only allow-listed exact type names.
 
     Parameters
     ----------
     data : bytes
         A skops file content.
     trusted : iterable of str
-        Extra type names or module prefixes (ending with ``"."``) to trust.
+        Extra exact type names to trust (besides :data:`TRUSTED_TYPES` and
+        ``FLEETLEARN_TRUSTED_TYPES``).
     source : str
         What to call the artifact in error messages (a file path, a model ref).
 
@@ -160,6 +238,8 @@ def load_estimator(data: bytes, trusted: Iterable[str] = (), *, source: str = "a
     ------
     ArtifactIntegrityError
         When the artifact holds a type outside the allow-list, or is not a skops file.
+    ConfigError
+        When an opt-in is a module prefix rather than an exact name.
 
     Examples
     --------
@@ -168,21 +248,21 @@ def load_estimator(data: bytes, trusted: Iterable[str] = (), *, source: str = "a
     >>> round(float(model.predict([[2]])[0]), 6)
     2.0
     """
-    import skops.io as sio
+    import skops.io as sio  # see dump_estimator: keeps the registry import light
 
-    extra = tuple(trusted)
-    reported = _reported_types(data, source)
-    refused = sorted(t for t in reported if not _is_trusted(t, extra))
+    allowed = TRUSTED_TYPES | set(check_trusted_names(trusted)) | set(trusted_types_from_env())
+    held = artifact_types(data, source=source)
+    refused = [t for t in held if t not in allowed]
     if refused:
         raise ArtifactIntegrityError(
-            f"Refusing to load {source}: it contains types outside the trusted list: "
-            f"{', '.join(refused)}. Trusted are modules {', '.join(TRUSTED_MODULE_PREFIXES)} "
-            "and plain builtins. If you wrote and trust these classes, pass them as "
-            "trusted=[...] (exact names, or a module prefix ending with '.')."
+            f"Refusing to load {source}: it holds types outside the trusted list: "
+            f"{', '.join(refused)}. fleetlearn trusts the exact types its catalog models, "
+            "its transformers and numpy/scipy data containers need. If you wrote and trust "
+            f"these classes, {_OPT_IN_HINT}."
         )
     try:
-        # Exactly the reported types, each checked above; never trusted=True.
-        return sio.loads(data, trusted=reported)
+        # Exactly the types skops asks about, each checked above; never trusted=True.
+        return sio.loads(data, trusted=sio.get_untrusted_types(data=data))
     except Exception as exc:
         raise ArtifactIntegrityError(
             f"Cannot load {source} with skops ({type(exc).__name__}: {exc}). The file may be "

@@ -112,6 +112,8 @@ class ModelVersion(_Record):
     """One registered version of a named model, with its lineage and artifact digest.
 
     ``aliases`` lists the aliases currently pointing at this version, sorted.
+    ``artifact_types`` lists the exact type names its skops artifact holds, recorded
+    at registration (None for versions registered before migration 0003).
     """
 
     id: int
@@ -129,6 +131,7 @@ class ModelVersion(_Record):
     description: str | None
     created_at: datetime
     aliases: tuple[str, ...] = ()
+    artifact_types: tuple[str, ...] | None = None
 
     @property
     def ref(self) -> str:

@@ -19,12 +19,18 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlch
 from sqlalchemy.orm import Session, joinedload
 
 from fleetlearn.config import default_artifact_dir, default_registry_url
-from fleetlearn.errors import ConfigError, NotFoundError, RegistryError, did_you_mean
+from fleetlearn.errors import (
+    ArtifactIntegrityError,
+    ConfigError,
+    NotFoundError,
+    RegistryError,
+    did_you_mean,
+)
 from fleetlearn.registry._artifacts import (
     ArtifactStore,
+    artifact_types,
     dump_estimator,
     load_estimator,
-    untrusted_types,
 )
 from fleetlearn.registry._engine import (
     SQLITE_BEGIN_OPTION,
@@ -592,11 +598,10 @@ class Registry(ServingStoreMixin):
                 f"register_model({name!r}) needs exactly one of estimator= (a fitted model) "
                 "or artifact= (skops bytes)."
             )
-        if artifact is not None:
-            untrusted_types(bytes(artifact))  # fails early on bytes that are not skops
-            data = bytes(artifact)
-        else:
-            data = dump_estimator(estimator)
+        data = bytes(artifact) if artifact is not None else dump_estimator(estimator)
+        # Recorded with the version (what load checks against the allow-list); also
+        # fails early on bytes that are not skops.
+        types = artifact_types(data, source=f"The artifact of model {name!r}")
         unit_rows = _unit_rows([journal_unit]) if journal_unit is not None else []
         digest, size, _ = self.artifacts.save_bytes(data)
 
@@ -626,6 +631,7 @@ class Registry(ServingStoreMixin):
                         input_schema=input_schema,
                         artifact_digest=digest,
                         artifact_size=size,
+                        artifact_types=types,
                         tags=tags or {},
                         description=description,
                         created_at=utcnow(),
@@ -883,19 +889,37 @@ class Registry(ServingStoreMixin):
         name, version, alias
             As in :meth:`get_model_version` (latest when neither is given).
         trusted : iterable of str
-            Extra type names or module prefixes (ending with ``"."``) to trust, for
-            estimators from your own packages.
+            Extra exact type names to trust, for estimators from your own packages
+            (added to ``FLEETLEARN_TRUSTED_TYPES``; module prefixes are refused).
 
         Raises
         ------
         ArtifactIntegrityError
-            When the file is missing, does not match the stored sha256, or holds types
-            outside the trusted list.
+            When the file is missing, does not match the stored sha256 (the message
+            starts "Integrity check failed for model ..."), or holds types outside the
+            trusted list (each one named).
+        ConfigError
+            When an opt-in is a module prefix rather than an exact type name.
         """
         mv = self.get_model_version(name, version=version, alias=alias)
-        data = self.artifacts.load_bytes(mv.artifact_digest)
-        source = f"model {mv.ref} ({self.artifacts.path_for(mv.artifact_digest)})"
-        return load_estimator(data, trusted, source=source)
+        return load_estimator(self.load_artifact(mv), trusted,
+                              source=f"model {mv.ref} "
+                                     f"({self.artifacts.path_for(mv.artifact_digest)})")
+
+    def load_artifact(self, mv: ModelVersion) -> bytes:
+        """Return a version's skops bytes, checked against its registered sha256.
+
+        Raises
+        ------
+        ArtifactIntegrityError
+            "Integrity check failed for model NAME:VERSION: ..." when the file is
+            missing or does not match.
+        """
+        try:
+            return self.artifacts.load_bytes(mv.artifact_digest)
+        except ArtifactIntegrityError as exc:
+            raise ArtifactIntegrityError(
+                f"Integrity check failed for model {mv.ref}: {exc}") from exc
 
     def version_stamp(self) -> str:
         """Return a value that changes whenever a version or an alias changes.
@@ -1020,6 +1044,7 @@ def _model_version(row: SqlModelVersion, aliases: Sequence[str]) -> ModelVersion
         input_schema=row.input_schema,
         artifact_digest=row.artifact_digest,
         artifact_size=row.artifact_size,
+        artifact_types=None if row.artifact_types is None else tuple(row.artifact_types),
         tags=row.tags,
         description=row.description,
         created_at=row.created_at,

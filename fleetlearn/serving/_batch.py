@@ -1,7 +1,7 @@
 """Coalescing concurrent prediction requests into one ``predict`` call.
 
 A fitted pipeline costs about the same per call for 1 row as for 100 (see
-``_predictor``), so under concurrent load the biggest saving is to call it once for
+``fleetlearn.model.Predictor``), so under concurrent load the biggest saving is to call it once for
 many requests. One worker per model version takes the first waiting request, then
 every request already queued (up to ``max_rows``); while that call runs in a thread,
 new requests queue up for the next one. A lone request therefore never waits. Under
@@ -17,8 +17,8 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 
-from fleetlearn.serving._inputs import Rows
-from fleetlearn.serving._predictor import Prediction, Predictor, concat_rows
+from fleetlearn.data import Rows, concat_rows
+from fleetlearn.model import Prediction, Predictor
 
 __all__ = ["MicroBatcher"]
 

@@ -8,6 +8,12 @@
 * Loaded models live in an LRU cache bounded by count and by artifact bytes. A version
   is loaded once even when many requests ask for it at the same moment: the first
   starts the load, the others wait for it.
+* A load reads the artifact through the registry (sha256 checked) and makes it a
+  predictor with :func:`fleetlearn.model.load_predictor` (exact type trust). A load
+  that fails is reported to ``on_failure`` with a reason (``integrity``: missing or
+  modified file; ``untrusted``: refused types or not skops; ``error``: anything else)
+  and is not cached: the version's requests get the error, every other model is
+  unaffected, and a repaired file is picked up by the next request.
 """
 
 from __future__ import annotations
@@ -15,14 +21,15 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from fleetlearn.data import Schema
-from fleetlearn.registry import ModelVersion
+from fleetlearn.errors import ArtifactIntegrityError
+from fleetlearn.model import Predictor, load_predictor
+from fleetlearn.registry import ModelVersion, check_trusted_names, trusted_types_from_env
 from fleetlearn.serving._batch import MicroBatcher
-from fleetlearn.serving._predictor import Predictor
 
 __all__ = ["LoadedModel", "ModelCache"]
 
@@ -57,14 +64,24 @@ class ModelCache:
         ``batcher(predictor, name, version) -> MicroBatcher``.
     on_load, on_evict : callable, optional
         Called with (LoadedModel) after a load, and on each eviction (for metrics).
+    on_failure : callable, optional
+        Called with (ModelVersion, reason) when a load fails (for metrics).
+    trusted : iterable of str
+        Extra exact type names to trust when loading (besides the registry's
+        allow-list and ``FLEETLEARN_TRUSTED_TYPES``).
     """
 
     def __init__(self, registry: Any, max_models: int = 32, max_bytes: int = 2 * 2**30,
                  refresh_s: float = 1.0,
                  batcher: Callable[[Predictor, str, int], MicroBatcher] | None = None,
                  on_load: Callable[[LoadedModel], None] | None = None,
-                 on_evict: Callable[[LoadedModel], None] | None = None) -> None:
+                 on_evict: Callable[[LoadedModel], None] | None = None,
+                 on_failure: Callable[[ModelVersion, str], None] | None = None,
+                 trusted: Iterable[str] = ()) -> None:
         self.registry = registry
+        self.trusted = check_trusted_names(trusted)
+        trusted_types_from_env()  # a bad FLEETLEARN_TRUSTED_TYPES fails at start, not per load
+        self._on_failure = on_failure
         self.max_models = max_models
         self.max_bytes = max_bytes
         self.refresh_s = refresh_s
@@ -155,8 +172,18 @@ class ModelCache:
 
     def _load(self, mv: ModelVersion) -> LoadedModel:
         start = time.perf_counter()
-        pipeline = self.registry.load_model(mv.name, version=mv.version)
-        predictor = Predictor(pipeline, Schema.from_dict(mv.input_schema))
+        reason = "integrity"
+        try:
+            data = self.registry.load_artifact(mv)
+            reason = "untrusted"
+            predictor = load_predictor(data, Schema.from_dict(mv.input_schema), self.trusted,
+                                       source=f"model {mv.ref}")
+        except Exception as exc:
+            if not isinstance(exc, ArtifactIntegrityError):
+                reason = "error"
+            if self._on_failure is not None:
+                self._on_failure(mv, reason)
+            raise
         loaded = LoadedModel(mv, predictor, self._batcher(predictor, mv.name, mv.version),
                              time.perf_counter() - start)
         self.loads += 1

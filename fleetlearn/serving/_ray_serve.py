@@ -41,10 +41,10 @@ from typing import Any
 
 from ray import serve
 
+from fleetlearn.data import Rows
 from fleetlearn.errors import ClusterError, ConfigError
+from fleetlearn.model import Prediction, Predictor
 from fleetlearn.serving._batch import MicroBatcher
-from fleetlearn.serving._inputs import Rows
-from fleetlearn.serving._predictor import Prediction, Predictor
 from fleetlearn.serving._settings import ServeSettings
 from fleetlearn.serving._state import ServingState
 

@@ -10,11 +10,11 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
+from fleetlearn.model import Predictor
 from fleetlearn.monitoring import InferenceStats, ServingMetrics
-from fleetlearn.registry import ApiKey, Registry
+from fleetlearn.registry import ApiKey, ModelVersion, Registry
 from fleetlearn.serving._batch import MicroBatcher
 from fleetlearn.serving._cache import LoadedModel, ModelCache
-from fleetlearn.serving._predictor import Predictor
 from fleetlearn.serving._settings import ServeSettings, is_loopback
 
 __all__ = ["ServingState", "keys_required"]
@@ -62,6 +62,7 @@ class ServingState:
             batcher=self._make_batcher,
             on_load=self._loaded,
             on_evict=self._evicted,
+            on_failure=self._load_failed,
         )
         self._keys: dict[str, tuple[ApiKey | None, float]] = {}
         self._key_used: dict[int, datetime] = {}
@@ -87,6 +88,9 @@ class ServingState:
         self._cache_gauges()
         log.info("loaded %s in %.3f s (compiled preprocessing: %s)", mv.ref, loaded.load_s,
                  loaded.predictor.compiled_reason)
+
+    def _load_failed(self, mv: ModelVersion, reason: str) -> None:
+        self.metrics.load_failures.labels(mv.name, str(mv.version), reason).inc()
 
     def _evicted(self, loaded: LoadedModel) -> None:
         self.metrics.cache_evictions.inc()

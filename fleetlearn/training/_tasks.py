@@ -17,19 +17,9 @@ from typing import Any
 from sklearn.pipeline import Pipeline
 from threadpoolctl import ThreadpoolController
 
+from fleetlearn.model import build_pipeline
+
 __all__ = ["run_unit", "build_pipeline"]
-
-
-def build_pipeline(spec: Any, schema: Any, random_state: int) -> Pipeline:
-    """The model as it is trained, stored and served: preprocessing + estimator."""
-    from fleetlearn.data import build_preprocessor
-
-    return Pipeline(
-        [
-            ("preprocess", build_preprocessor(schema, scale=spec.needs_scaling)),
-            ("model", spec.build(random_state=random_state)),
-        ]
-    )
 
 
 _WHERE: dict[str, str] = {}

@@ -24,8 +24,8 @@ from sklearn.datasets import load_breast_cancer
 from fleetlearn.catalog import resolve_model
 from fleetlearn.data import dataset_from_frame
 from fleetlearn.errors import ConfigError
+from fleetlearn.model import build_pipeline
 from fleetlearn.registry import Registry
-from fleetlearn.training._tasks import build_pipeline
 
 ROUTE = "/v1/models/bc-logreg/predict"
 

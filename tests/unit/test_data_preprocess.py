@@ -175,7 +175,7 @@ def test_coerce_frame_casts_by_kind_and_ignores_extra_columns(customers: Dataset
     rows = pd.DataFrame(
         {
             "extra": [1, 2],
-            "satisfaction": ["4", None],
+            "satisfaction": [4, None],
             "support_calls": [1, 2],
             "monthly_charges": [55.5, None],
             "age": [30, 40],
@@ -217,5 +217,18 @@ def test_coerce_frame_refuses_values_of_the_wrong_type(customers: Dataset) -> No
     rows.loc[1, "autopay"] = "sometimes"
     with pytest.raises(DataError) as info:
         coerce_frame(rows, customers.schema)
-    assert "'age' expects numbers, got 'forty'" in str(info.value)
-    assert "'autopay'" in str(info.value)
+    # The same checks and wording as the API's parse_rows (one coercion path).
+    assert "'age': Row 0: expected a number, got 'forty'" in str(info.value)
+    assert "'autopay': Row 1: expected true/false" in str(info.value)
+
+
+def test_coerce_frame_reads_cells_as_the_api_reads_json(customers: Dataset) -> None:
+    rows = customers.X.head(2).astype(object)
+    rows.loc[0, "age"] = "40"  # text is not a number, in a request body or a frame
+    rows.loc[1, "signup_date"] = pd.Timestamp("2021-05-01 10:30")
+    with pytest.raises(DataError, match="'age': Row 0: expected a number, got '40'"):
+        coerce_frame(rows, customers.schema)
+    rows.loc[0, "age"] = np.int64(40)
+    out = coerce_frame(rows, customers.schema)
+    assert out.loc[0, "age"] == 40.0
+    assert out.loc[1, "signup_date"] == pd.Timestamp("2021-05-01 10:30")

@@ -8,9 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from fleetlearn.data import ColumnSchema, Schema
-from fleetlearn.serving import InputError, parse_rows
-from fleetlearn.serving._inputs import MAX_PROBLEMS
+from fleetlearn.data import MAX_PROBLEMS, ColumnSchema, InputError, Schema, parse_rows
 
 SCHEMA = Schema(
     target="label",

@@ -16,8 +16,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from fleetlearn.data import Dataset, coerce_frame, dataset_from_frame
-from fleetlearn.serving import InputError, Predictor, parse_rows
+from fleetlearn.data import Dataset, InputError, coerce_frame, dataset_from_frame, parse_rows
+from fleetlearn.model import Predictor
 from fleetlearn.serving._batch import MicroBatcher
 
 
