@@ -242,8 +242,10 @@ def coerce_frame(frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:
 
     A thin wrapper of the API's input path for Python callers: the cells are read as
     the JSON values they stand for (numpy scalars as Python numbers, NaN/NaT as
-    missing, timestamps as ISO 8601 text), converted by the same per-kind rules, and
-    returned as the frame the fitted pipeline expects. Extra columns are ignored.
+    missing, timestamps as ISO 8601 text, and, in numeric columns, text that reads as a
+    finite number as that number: frames read from text files or forms carry numbers as
+    text), converted by the same per-kind rules, and returned as the frame the fitted
+    pipeline expects. Extra columns are ignored.
 
     Parameters
     ----------
@@ -278,7 +280,7 @@ def coerce_frame(frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:
             f"{', '.join(repr(c) for c in missing)}. The model expects: {', '.join(names)}."
         )
     problems: list[InputProblem] = []
-    raw = {c: _json_cells(frame[c]) for c in names}
+    raw = {col.name: _json_cells(frame[col.name], col.kind) for col in schema.columns}
     out, unseen = _convert(raw, schema, "data", problems)
     if problems:
         listed = "; ".join(f"'{p.loc[-1]}': {p.msg.rstrip('.')}"
@@ -295,12 +297,14 @@ def coerce_frame(frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:
     return result.astype(dict.fromkeys(categorical, object)) if categorical else result
 
 
-def _json_cells(values: pd.Series) -> list[Any]:
+def _json_cells(values: pd.Series, kind: str) -> list[Any]:
     """A column's cells as the JSON values they stand for (what parse_rows receives)."""
     cells: list[Any] = []
     for v in values.to_numpy(dtype=object):
         if v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and v != v):
             cells.append(None)
+        elif kind == "numeric" and isinstance(v, str):
+            cells.append(_number_or_text(v))
         elif isinstance(v, datetime | date | np.datetime64):
             stamp = pd.Timestamp(v)
             cells.append(None if pd.isna(stamp) else stamp.isoformat())
@@ -309,6 +313,15 @@ def _json_cells(values: pd.Series) -> list[Any]:
         else:
             cells.append(v)
     return cells
+
+
+def _number_or_text(text: str) -> Any:
+    """``"4.5"`` as 4.5 (text that is not a finite number stays text, to be reported)."""
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return number if math.isfinite(number) else text
 
 
 def concat_rows(parts: Sequence[Rows]) -> Rows:

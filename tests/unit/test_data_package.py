@@ -47,3 +47,29 @@ def test_data_package_imports_neither_ray_nor_the_registry() -> None:
     ]
     assert imported  # the walk saw the imports
     assert offending == []
+
+
+def _imports_of(folder: Path) -> list[tuple[str, str]]:
+    found: list[tuple[str, str]] = []
+    for source in folder.rglob("*.py"):
+        for node in ast.walk(ast.parse(source.read_text())):
+            if isinstance(node, ast.Import):
+                found += [(str(source), alias.name) for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                found.append((str(source), node.module))
+    return found
+
+
+def test_nothing_outside_data_reaches_into_its_private_modules() -> None:
+    root = PACKAGE.parent.parent
+    imported = [
+        pair
+        for folder in (root / "fleetlearn", root / "tests", root / "benchmarks")
+        if folder.is_dir()
+        for pair in _imports_of(folder)
+        # data's own code and its own tests may use its internals
+        if not pair[0].startswith(str(PACKAGE)) and not Path(pair[0]).name.startswith("test_data_")
+    ]
+    assert any(module == "fleetlearn.data" for _, module in imported)  # the walk works
+    private = [(f, m) for f, m in imported if m.startswith("fleetlearn.data._")]
+    assert private == []
