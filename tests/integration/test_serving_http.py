@@ -235,3 +235,38 @@ def test_binding_every_address_without_keys_is_refused(tmp_path: Path,
     assert lines[0].startswith("error: Refusing to serve on 0.0.0.0")
     assert "fleetlearn keys create" in lines[0]
     assert "Traceback" not in result.stderr
+
+
+def test_a_tampered_artifact_behind_a_live_server_fails_only_its_model(tmp_path: Path) -> None:
+    folder = tmp_path / "home"
+    reg, _ = serving_registry(folder)
+    mv = reg.get_model_version("toy-logreg")
+    path = reg.artifacts.path_for(mv.artifact_digest)
+    reg.close()
+    running = Server(folder)
+    try:
+        # toy-logreg is not loaded yet: the server meets the tampered file on first use.
+        path.write_bytes(path.read_bytes()[:-1] + b"!")
+        response = running.http.post("/v1/models/toy-logreg/predict",
+                                     json={"records": _records()})
+        assert response.headers["content-type"].startswith("application/json")
+        body = response.json()
+        assert response.status_code == 500, body
+        assert body["error"] == "ArtifactIntegrityError"
+        assert "Integrity check failed for model toy-logreg:1" in body["detail"]
+        assert "Traceback" not in response.text
+        metrics = running.http.get("/metrics").text
+        assert ('fleetlearn_model_load_failures_total{model="toy-logreg",'
+                'reason="integrity",version="1"} 1.0') in metrics
+        other = running.http.post("/v1/models/toy-forest/predict",
+                                  json={"records": _records()})
+        assert other.status_code == 200, other.text
+        reg = open_registry(folder)
+        forest = reg.load_model("toy-forest")
+        schema = Schema.from_dict(reg.get_model_version("toy-forest").input_schema)
+        reg.close()
+        want = forest.predict(coerce_frame(pd.DataFrame(_records()), schema)).tolist()
+        assert other.json()["predictions"] == want
+    finally:
+        running.stop()
+    assert "Traceback" not in running.log.read_text()
