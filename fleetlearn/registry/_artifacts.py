@@ -171,6 +171,9 @@ def artifact_types(data: bytes, *, source: str = "artifact") -> list[str]:
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
             schema = json.loads(zf.read("schema.json"))
+        if not isinstance(schema, dict) or not {"protocol", "__class__", "__module__"} <= set(
+                schema):
+            raise ValueError("schema.json is not a skops schema (no protocol or root type)")
     except Exception as exc:  # zipfile/json/key errors on anything that is not skops
         raise ArtifactIntegrityError(
             f"{source} is not a readable skops file ({type(exc).__name__}: {exc}). "

@@ -8,7 +8,8 @@ from pathlib import Path
 import fleetlearn.data
 
 PACKAGE = Path(fleetlearn.data.__file__).parent
-FORBIDDEN = ("ray", "fleetlearn.registry", "fleetlearn.training", "fleetlearn.serving")
+FORBIDDEN = ("ray", "fleetlearn.registry", "fleetlearn.training", "fleetlearn.serving",
+             "fleetlearn.model")
 
 
 def test_public_api_is_exported() -> None:

@@ -10,6 +10,7 @@ names are reviewed and listed.
 from __future__ import annotations
 
 import warnings
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -191,9 +192,14 @@ def test_callables_from_trusted_packages_are_refused_by_name(payload, refused: s
         load_estimator(data, source="the upload")
 
 
-def test_garbage_is_not_a_skops_file() -> None:
+@pytest.mark.parametrize("content", [b"PK\x03\x04 not really a zip", b'{"a": 1}', "zip"])
+def test_garbage_is_not_a_skops_file(content, tmp_path: Path) -> None:
+    if content == "zip":  # a zip with a schema.json that is not skops's
+        with zipfile.ZipFile(tmp_path / "x.zip", "w") as zf:
+            zf.writestr("schema.json", '{"hello": "world"}')
+        content = (tmp_path / "x.zip").read_bytes()
     with pytest.raises(ArtifactIntegrityError, match="not a readable skops file"):
-        artifact_types(b"PK\x03\x04 not really a zip")
+        artifact_types(content)
 
 
 # ------------------------------------------------------------------- opting in
