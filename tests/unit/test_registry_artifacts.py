@@ -113,7 +113,7 @@ def test_builtins_functions_are_never_trusted() -> None:
 
 
 def test_file_touching_numpy_functions_are_refused() -> None:
-    # numpy.* is trusted as a library, but not its file readers/writers.
+    # Trust is by exact type name: no numpy function is on the allow-list.
     data = sio.dumps(FunctionTransformer(func=np.save))
     with pytest.raises(ArtifactIntegrityError, match="numpy.save"):
         load_estimator(data)
