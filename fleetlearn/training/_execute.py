@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from fleetlearn.errors import ConfigError
-from fleetlearn.training._config import DatasetConfig, RunConfig
+from fleetlearn.training._options import DatasetConfig, RunConfig, dataset_configs
 from fleetlearn.training._plan import (
     UnitKey,
     make_splits,
@@ -35,8 +35,8 @@ __all__ = [
     "PreparedDataset",
     "ProgressEvent",
     "TrainResult",
-    "dataset_configs",
     "prepare",
+    "run_units",
     "train",
     "train_run",
 ]
@@ -193,11 +193,15 @@ def train(
     task: str | None = None,
     folds: int = 5,
     test_size: float = 0.2,
-    metric: str | None = None,
+    metric: str | dict[str, str] | None = None,
     seed: int = 0,
     schedule: str = "concurrent",
     curves: bool = True,
+    final_fit: bool = True,
+    max_retries: int = 3,
+    quadratic_row_limit: int = 10_000,
     name: str | None = None,
+    extra: dict[str, Any] | None = None,
     config: RunConfig | None = None,
     registry: Any = None,
     address: str | None = None,
@@ -205,6 +209,10 @@ def train(
     resume: str | None = None,
 ) -> TrainResult:
     """Train models on one or more tables in parallel on Ray and register them.
+
+    The run options are those of :class:`RunConfig` (checked through it, with its
+    defaults and bounds; ``tests/unit/test_training_options.py`` keeps this
+    signature equal to its fields).
 
     Parameters
     ----------
@@ -216,7 +224,8 @@ def train(
         Short names (``"random_forest"``), ``"name:param=value,..."`` or dotted paths
         (``"sklearn.ensemble.AdaBoostClassifier:n_estimators=200"``). The default set
         for the task when omitted.
-    folds, test_size, metric, seed, schedule, curves, name
+    folds, test_size, metric, seed, schedule, curves, final_fit, max_retries, \
+quadratic_row_limit, name, extra
         See :class:`RunConfig`.
     config : RunConfig, optional
         A whole configuration instead of the arguments above.
@@ -244,49 +253,17 @@ def train(
     >>> result.leaderboard[["dataset", "model", "cv_mean", "test"]]  # doctest: +SKIP
     """
     if resume is None and config is None:
-        config = RunConfig(
-            datasets=dataset_configs(data, target, task),
-            models=list(models) if models else None,
-            folds=folds,
-            test_size=test_size,
-            metric=metric,
-            seed=seed,
-            schedule=schedule,
-            curves=curves,
-            name=name,
-        )
+        options: dict[str, Any] = {
+            "models": list(models) if models else None, "folds": folds, "test_size": test_size,
+            "metric": metric, "seed": seed, "schedule": schedule, "curves": curves,
+            "final_fit": final_fit, "max_retries": max_retries,
+            "quadratic_row_limit": quadratic_row_limit, "name": name,
+        }
+        if extra is not None:
+            options["extra"] = extra
+        config = RunConfig(datasets=dataset_configs(data, target, task), **options)
     return train_run(config, registry=registry, address=address, on_progress=on_progress,
                      resume=resume)
-
-
-def dataset_configs(data: Any, target: Any, task: str | None = None) -> list[DatasetConfig]:
-    """Dataset entries for paths and a target given as one name or ``{file: column}``."""
-    if data is None:
-        raise ConfigError("No dataset given: pass at least one CSV/Parquet file to train on.")
-    items = [data] if isinstance(data, str | Path | DatasetConfig) else list(data)
-    out = []
-    for item in items:
-        if isinstance(item, DatasetConfig):
-            out.append(item)
-            continue
-        path = str(item)
-        out.append(DatasetConfig(path=path, target=_target_for(path, target), task=task))
-    return out
-
-
-def _target_for(path: str, target: str | dict[str, str] | None) -> str:
-    if isinstance(target, str) and target:
-        return target
-    if isinstance(target, dict):
-        for key in (path, Path(path).name, Path(path).stem, str(Path(path).resolve())):
-            if key in target:
-                return target[key]
-        if "*" in target:
-            return target["*"]
-    raise ConfigError(
-        f"No target column for {path}: pass --target COLUMN for every table, or "
-        f"--target {Path(path).name}=COLUMN for this one."
-    )
 
 
 def run_units(prepared: list[PreparedDataset], config: RunConfig) -> list[UnitKey]:
