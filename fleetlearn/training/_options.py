@@ -31,7 +31,7 @@ from __future__ import annotations
 import tomllib
 import types
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
@@ -516,16 +516,22 @@ def _dataset_label(data: Any, index: int | None) -> str:
     return f" of dataset '{label}'" if label else f" of dataset entry {index + 1}"
 
 
-def options_error(exc: ValidationError, data: Any = None) -> ConfigError:
+def options_error(exc: ValidationError | Sequence[Mapping[str, Any]], data: Any = None,
+                  model: type[BaseModel] | None = None) -> ConfigError:
     """One :class:`ConfigError` sentence for the first problem pydantic found.
 
     Parameters
     ----------
-    exc : pydantic.ValidationError
+    exc : pydantic.ValidationError or list of error dicts
         From validating :class:`RunOptions`, :class:`RunRequest` or
-        :class:`DatasetOptions`.
+        :class:`DatasetOptions`; or the ``errors()`` of FastAPI's
+        ``RequestValidationError`` for a :class:`RunRequest` body (their leading
+        ``"body"`` location is dropped).
     data : mapping, optional
         The input that failed, to name the dataset an error is about.
+    model : type, optional
+        The model that failed; read from ``exc`` when it is a ``ValidationError``,
+        :class:`RunRequest` otherwise.
 
     Examples
     --------
@@ -536,9 +542,18 @@ def options_error(exc: ValidationError, data: Any = None) -> ConfigError:
     ...     print(options_error(exc))  # doctest: +ELLIPSIS
     The 'schedule' option must be one of 'concurrent', 'sequential'. Got 'concurent' ...
     """
-    model: type[BaseModel] = {"RunRequest": RunRequest,
-                              "DatasetOptions": DatasetOptions}.get(exc.title, RunOptions)
-    errors = exc.errors(include_url=False)
+    if isinstance(exc, ValidationError):
+        errors: list[Any] = list(exc.errors(include_url=False))
+        title = exc.title
+    else:
+        errors = [{**e, "loc": tuple(e["loc"])[1:] if tuple(e["loc"])[:1] == ("body",)
+                   else tuple(e["loc"])} for e in exc]
+        title = "RunRequest"
+    if model is None:
+        model = {"RunRequest": RunRequest,
+                 "DatasetOptions": DatasetOptions}.get(title, RunOptions)
+    if not errors:
+        return ConfigError("Invalid run options.")
     if model is DatasetOptions:
         # Locate a lone entry's errors as those of entry 0 of a run.
         model, data = RunOptions, {"datasets": [data]}

@@ -18,6 +18,10 @@ import httpx
 import pytest
 import typer
 import yaml
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
 import fleetlearn
@@ -402,3 +406,25 @@ def test_client_reaches_every_option(tmp_path: Path) -> None:
 def test_client_sends_each_bound_value_as_given(name: str, value: Any, ok: bool) -> None:
     # The server checks (test_api_body_bounds); the client passes the value through.
     assert _client_body(**{name: value})[name] == value
+
+
+def test_api_validation_errors_get_the_same_sentence() -> None:
+    """FastAPI reports a body's errors with a leading "body" location; the API's 422 can
+    still answer with the sentence every other entry point gives."""
+    api = FastAPI()
+
+    @api.post("/runs")
+    def start(body: RunRequest) -> dict[str, int]:
+        return {"folds": body.folds}
+
+    @api.exception_handler(RequestValidationError)
+    async def invalid(request: Any, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": str(options_error(exc.errors())),
+                             "field": list(exc.errors()[0]["loc"])}, status_code=422)
+
+    with TestClient(api) as http:
+        assert http.post("/runs", json={"datasets": ["a.csv"], "folds": 3}).json() == {
+            "folds": 3}
+        answer = http.post("/runs", json={"datasets": ["a.csv"], "folds": 1})
+    assert answer.status_code == 422
+    assert answer.json() == {"detail": _message("folds", 1), "field": ["body", "folds"]}
