@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any
 
+import annotated_types
 import pandas as pd
 import typer
 
@@ -36,11 +37,15 @@ OPTION_PARAMS = {name: {"models": "model"}.get(name, name)
                  for name in RunOptions.model_fields if name != "datasets"}
 
 
+_BOUNDS = (annotated_types.Ge, annotated_types.Gt, annotated_types.Le, annotated_types.Lt,
+           annotated_types.MaxLen)
+
+
 def _help(name: str, model: type[Any] = RunOptions) -> str:
     """An option's help: its field's description, and the bound when it has one."""
     field = model.model_fields[name]
     text = field.description or ""
-    bounded = any(type(m).__name__ in ("Ge", "Gt", "Le", "Lt", "MaxLen") for m in field.metadata)
+    bounded = any(isinstance(m, _BOUNDS) for m in field.metadata)
     if bounded or "one of " in describe_field(field):
         text += f" Must be {describe_field(field)}."
     return text
