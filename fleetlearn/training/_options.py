@@ -497,8 +497,10 @@ def _field_at(model: type[BaseModel], loc: tuple[Any, ...]) -> tuple[str, FieldI
         entry = typing.get_args(field.annotation)[0]
         entry_model = next((a for a in typing.get_args(entry) or (entry,)
                             if isinstance(a, type) and issubclass(a, BaseModel)), None)
-        if entry_model is not None and str(loc[2]) in entry_model.model_fields:
-            return str(loc[2]), entry_model.model_fields[str(loc[2])], loc[1]
+        names = [str(p) for p in loc[2:]
+                 if entry_model is not None and str(p) in entry_model.model_fields]
+        if entry_model is not None and names:
+            return names[0], entry_model.model_fields[names[0]], loc[1]
     return name, field, None
 
 
@@ -554,6 +556,8 @@ def options_error(exc: ValidationError | Sequence[Mapping[str, Any]], data: Any 
                  "DatasetOptions": DatasetOptions}.get(title, RunOptions)
     if not errors:
         return ConfigError("Invalid run options.")
+    if data is None:
+        data = {"datasets": _entries_in(errors)}
     if model is DatasetOptions:
         # Locate a lone entry's errors as those of entry 0 of a run.
         model, data = RunOptions, {"datasets": [data]}
@@ -561,7 +565,9 @@ def options_error(exc: ValidationError | Sequence[Mapping[str, Any]], data: Any 
     unknown = [e for e in errors if e["type"] == "extra_forbidden"]
     if unknown:
         return _unknown_options(model, unknown)
-    error = errors[0]
+    # The deepest location is the most specific: for a union (a dataset given as a name
+    # or as a mapping) it is the member the input was meant to be.
+    error = max(errors, key=lambda e: len(e["loc"]))
     loc = tuple(error["loc"])
     value = error.get("input")
     if loc and loc[0] == "datasets" and len(loc) <= 2:
@@ -598,9 +604,22 @@ def _shown(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
+def _entries_in(errors: list[Any]) -> list[Any]:
+    """The dataset entries that failed, as far as the errors quote them (a union member's
+    error quotes the whole entry), to name a dataset when the input is not at hand."""
+    entries: dict[int, Any] = {}
+    for e in errors:
+        loc, value = tuple(e["loc"]), e.get("input")
+        if (len(loc) >= 2 and loc[0] == "datasets" and isinstance(loc[1], int)
+                and isinstance(value, Mapping)):
+            entries.setdefault(loc[1], value)
+    return [entries.get(i) for i in range(max(entries, default=-1) + 1)]
+
+
 def _dataset_list_error(error: Any, loc: tuple[Any, ...], value: Any) -> str | None:
     if len(loc) == 1 and error["type"] in ("missing", "too_short"):
-        return "No dataset given: pass at least one CSV/Parquet file to train on."
+        return ("No dataset given: the 'datasets' option needs at least one table (a "
+                "CSV/Parquet file) to train on.")
     if len(loc) == 1:
         return (f"The 'datasets' option must be a list of {{path, target}} entries. Got "
                 f"{type(value).__name__} instead.")

@@ -428,3 +428,22 @@ def test_api_validation_errors_get_the_same_sentence() -> None:
         answer = http.post("/runs", json={"datasets": ["a.csv"], "folds": 1})
     assert answer.status_code == 422
     assert answer.json() == {"detail": _message("folds", 1), "field": ["body", "folds"]}
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        ({"folds": 1}, "The 'folds' option must be an int in the range [2, inf). Got 1"),
+        ({"folds": "five"}, "The 'folds' option must be an int"),
+        ({"seeds": 3}, "Unknown run option(s) 'seeds'"),
+        ({"datasets": []}, "the 'datasets' option needs at least one"),
+        ({"schedule": "sometimes"}, "'schedule' option must be one of"),
+        ({"datasets": [{"dataset": "a.csv", "task": "regresion"}]},
+         "The 'task' option of dataset 'a.csv'"),
+    ],
+)
+def test_api_body_errors_read_like_the_other_entry_points(body: dict[str, Any],
+                                                          words: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        RunRequest.model_validate({"datasets": ["a.csv"], "target": "y", **body})
+    assert words in str(options_error(info.value))
