@@ -194,8 +194,10 @@ class RunOptions(_SharedOptions):
             _raise_config_error(exc, data)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable form, stored with the run."""
-        return self.model_dump(mode="json")
+        """JSON-serialisable form, stored with the run (datasets first, as a run file
+        lists them)."""
+        data = self.model_dump(mode="json")
+        return {"datasets": data.pop("datasets"), **data}
 
     @classmethod
     def from_dict(cls, data: Any) -> RunOptions:
