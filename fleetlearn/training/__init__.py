@@ -33,9 +33,17 @@ if TYPE_CHECKING:
         options_error,
         target_for,
     )
-    from fleetlearn.training._plan import Splits, UnitKey, make_splits, plan_units
+    from fleetlearn.training._plan import (
+        Splits,
+        UnitKey,
+        make_splits,
+        plan_run_units,
+        plan_units,
+        split_seed,
+        unit_fold,
+    )
     from fleetlearn.training._ray import connect_ray
-    from fleetlearn.training._results import run_leaderboard, trial_rows
+    from fleetlearn.training._results import compare_run, run_leaderboard, trial_rows
     from fleetlearn.training._seeds import derive_seed
 
 _EXPORTS = {
@@ -60,8 +68,12 @@ _EXPORTS = {
     "Splits": "_plan",
     "UnitKey": "_plan",
     "make_splits": "_plan",
+    "plan_run_units": "_plan",
     "plan_units": "_plan",
+    "split_seed": "_plan",
+    "unit_fold": "_plan",
     "connect_ray": "_ray",
+    "compare_run": "_results",
     "run_leaderboard": "_results",
     "trial_rows": "_results",
     "derive_seed": "_seeds",
@@ -79,6 +91,7 @@ __all__ = [
     "Splits",
     "TrainResult",
     "UnitKey",
+    "compare_run",
     "connect_ray",
     "dataset_configs",
     "derive_seed",
@@ -86,14 +99,17 @@ __all__ = [
     "load_run_file",
     "make_splits",
     "options_error",
+    "plan_run_units",
     "plan_units",
     "prepare",
     "run_leaderboard",
     "run_units",
+    "split_seed",
     "target_for",
     "train",
     "train_run",
     "trial_rows",
+    "unit_fold",
 ]
 
 

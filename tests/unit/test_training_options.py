@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import inspect
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,7 @@ from pydantic import ValidationError
 
 import fleetlearn
 import fleetlearn.cli.train as cli_train
+import fleetlearn.training
 import fleetlearn.training._execute as execute
 from fleetlearn.cli import app, main
 from fleetlearn.client import Client
@@ -165,6 +168,22 @@ def test_target_lookup_tries_name_file_stem_path_then_star(tmp_path: Path) -> No
         target_for("x.csv", {"other": "f"})
     with pytest.raises(ConfigError, match="No target column"):
         target_for("x.csv", "")
+
+
+def test_the_options_load_without_scikit_learn_or_ray() -> None:
+    """What lets ``fleetlearn train`` build its options from the model at start-up."""
+    code = ("import sys; from fleetlearn.training import RunOptions; "
+            "print(sorted(m for m in ('sklearn', 'ray', 'fleetlearn.training._execute') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == "[]"
+
+
+def test_every_training_export_resolves() -> None:
+    for name in fleetlearn.training.__all__:
+        assert getattr(fleetlearn.training, name) is not None, name
+    assert set(fleetlearn.training.__all__) == set(fleetlearn.training._EXPORTS)
 
 
 # ------------------------------------------------------------------ 1. run files
