@@ -19,6 +19,7 @@ bundle to check a server's HTTPS certificate against).
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import ssl
@@ -285,12 +286,16 @@ class Client:
                   task: str | None = None, folds: int = 5, test_size: float = 0.2,
                   metric: str | Mapping[str, str] | None = None, seed: int = 0,
                   schedule: str = "concurrent", curves: bool = True,
-                  name: str | None = None) -> dict[str, Any]:
+                  final_fit: bool = True, max_retries: int = 3,
+                  quadratic_row_limit: int = 10_000, name: str | None = None,
+                  extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Start a training run on the server; returns ``{"id", "status", ...}`` at once.
 
-        Same options as ``fleetlearn train``; ``datasets`` are uploaded names (or paths
-        inside the server's data folder). Follow it with :meth:`run` or
-        :meth:`wait_for_run`.
+        Same options as ``fleetlearn train`` (the fields of
+        :class:`fleetlearn.training.RunRequest`, with the same defaults; the server
+        checks them and answers a bad one with a 422 naming it). ``datasets`` are
+        uploaded names (or paths inside the server's data folder). Follow it with
+        :meth:`run` or :meth:`wait_for_run`.
 
         Examples
         --------
@@ -298,13 +303,20 @@ class Client:
         >>> client.wait_for_run(started["id"])["status"]                 # doctest: +SKIP
         'finished'
         """
-        body: dict[str, Any] = {
-            "datasets": [datasets] if isinstance(datasets, str) else list(datasets),
-            "target": dict(target) if isinstance(target, Mapping) else target,
+        options: dict[str, Any] = {
             "task": task, "models": list(models) if models is not None else None,
             "folds": folds, "test_size": test_size,
             "metric": dict(metric) if isinstance(metric, Mapping) else metric,
-            "seed": seed, "schedule": schedule, "curves": curves, "name": name,
+            "seed": seed, "schedule": schedule, "curves": curves, "final_fit": final_fit,
+            "max_retries": max_retries, "quadratic_row_limit": quadratic_row_limit,
+            "name": name, "extra": dict(extra) if extra is not None else None,
+        }
+        body: dict[str, Any] = {
+            "datasets": [datasets] if isinstance(datasets, str) else list(datasets),
+            "target": dict(target) if isinstance(target, Mapping) else target,
+            # An option left at its default is left out: the server applies the same
+            # default, and a server from before an option existed still takes the body.
+            **{k: v for k, v in options.items() if v != _RUN_DEFAULTS[k]},
         }
         return self._json("POST", "/v1/runs", json=body, timeout=max(self.timeout, 300.0))
 
@@ -367,6 +379,15 @@ class Client:
 
 
 # ----------------------------------------------------------------- helpers
+
+
+#: The defaults of :meth:`Client.start_run`'s run options, read from its signature
+#: (``tests/unit/test_training_options.py`` keeps them equal to ``RunRequest``'s; the
+#: client does not import the training package).
+_RUN_DEFAULTS: dict[str, Any] = {
+    p.name: p.default for p in inspect.signature(Client.start_run).parameters.values()
+    if p.kind is inspect.Parameter.KEYWORD_ONLY
+}
 
 
 def predictions_frame(result: Mapping[str, Any], index: Any = None) -> Any:

@@ -37,12 +37,12 @@ def catalog_command(
 
 def _note(entry: dict) -> str:
     from fleetlearn.catalog._resolve import LARGE_TABLE_ROWS, SLOW_ON_LARGE_TABLES
-    from fleetlearn.training import RunConfig
+    from fleetlearn.training import RunOptions
 
     if not entry["available"]:
         return f"pip install 'fleetlearn[{entry['extra']}]'"
     if entry["quadratic"] and entry["in_default_set"]:
-        return f"not default > {RunConfig.quadratic_row_limit:,} rows"
+        return f"not default > {RunOptions.model_fields['quadratic_row_limit'].default:,} rows"
     if entry["name"] in SLOW_ON_LARGE_TABLES and entry["in_default_set"]:
         return f"not default > {LARGE_TABLE_ROWS:,} rows"
     return ""

@@ -1,16 +1,59 @@
-"""``fleetlearn train`` and ``fleetlearn demo``."""
+"""``fleetlearn train`` and ``fleetlearn demo``.
+
+The run options of ``train`` are generated from :class:`~fleetlearn.training.RunOptions`:
+each option's help, default and bound are read from its field (``_help``,
+``_default``), and the values typed go back through the model, so the CLI checks
+exactly what a run file or the API checks, with the same message.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import sys
 from pathlib import Path
 from typing import Annotated, Any
 
+import annotated_types
+import pandas as pd
 import typer
 
 from fleetlearn.cli._common import console, err_console, print_json
+from fleetlearn.config import fleetlearn_home
 from fleetlearn.errors import ConfigError
+
+# pydantic only: fleetlearn.training loads its scikit-learn and Ray parts on first use.
+from fleetlearn.training import (
+    DatasetOptions,
+    RunOptions,
+    dataset_configs,
+    describe_field,
+    load_run_file,
+)
+
+#: The run options of ``fleetlearn train`` by field, and the command's parameter for
+#: each (``--model`` is repeated once per model; ``--extra`` once per key).
+OPTION_PARAMS = {name: {"models": "model"}.get(name, name)
+                 for name in RunOptions.model_fields if name != "datasets"}
+
+
+_BOUNDS = (annotated_types.Ge, annotated_types.Gt, annotated_types.Le, annotated_types.Lt,
+           annotated_types.MaxLen)
+
+
+def _help(name: str, model: type[Any] = RunOptions) -> str:
+    """An option's help: its field's description, and the bound when it has one."""
+    field = model.model_fields[name]
+    text = field.description or ""
+    bounded = any(isinstance(m, _BOUNDS) for m in field.metadata)
+    if bounded or "one of " in describe_field(field):
+        text += f" Must be {describe_field(field)}."
+    return text
+
+
+def _default(name: str) -> Any:
+    """An option's default, as its field declares it."""
+    return RunOptions.model_fields[name].get_default(call_default_factory=True)
 
 
 def parse_targets(values: list[str] | None) -> str | dict[str, str] | None:
@@ -31,6 +74,17 @@ def parse_targets(values: list[str] | None) -> str | dict[str, str] | None:
     return mapped
 
 
+def _parse_extra(values: list[str] | None) -> dict[str, str]:
+    """``["team=ml", "ticket=42"]`` -> ``{"team": "ml", "ticket": "42"}``."""
+    out = {}
+    for value in values or []:
+        key, sep, text = value.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--extra {value!r} is not KEY=VALUE: write e.g. --extra team=ml.")
+        out[key] = text
+    return out
+
+
 def train_command(
     ctx: typer.Context,
     data: Annotated[list[Path] | None, typer.Argument(
@@ -38,22 +92,23 @@ def train_command(
     target: Annotated[list[str] | None, typer.Option(
         "--target", "-t", help="Target column, for all tables or as FILE=COLUMN (repeatable).")
     ] = None,
-    task: Annotated[str | None, typer.Option(
-        help="classification or regression (detected from the target by default).")] = None,
+    task: Annotated[str | None, typer.Option(help=_help("task", DatasetOptions))] = None,
     model: Annotated[list[str] | None, typer.Option(
-        "--model", "-m", help="Model: short name, name:param=value,..., or a dotted path "
-        "(repeatable). The task's default set when omitted. See 'fleetlearn catalog'.")] = None,
-    folds: Annotated[int, typer.Option(help="Cross-validation folds.")] = 5,
-    test_size: Annotated[float, typer.Option(help="Held-out test fraction.")] = 0.2,
-    metric: Annotated[str | None, typer.Option(
-        help="Primary metric ranking the leaderboard (accuracy / r2 by default).")] = None,
-    seed: Annotated[int, typer.Option(help="Run seed: same seed, same scores.")] = 0,
-    schedule: Annotated[str, typer.Option(
-        help="concurrent: all datasets share the cluster; sequential: one after another.")
-    ] = "concurrent",
-    curves: Annotated[bool, typer.Option(
-        help="Record learning curves for models without per-iteration metrics.")] = True,
-    name: Annotated[str | None, typer.Option(help="A name for the run.")] = None,
+        "--model", "-m", help=_help("models") + " Repeatable.")] = _default("models"),
+    folds: Annotated[int, typer.Option(help=_help("folds"))] = _default("folds"),
+    test_size: Annotated[float, typer.Option(help=_help("test_size"))] = _default("test_size"),
+    metric: Annotated[str | None, typer.Option(help=_help("metric"))] = _default("metric"),
+    seed: Annotated[int, typer.Option(help=_help("seed"))] = _default("seed"),
+    schedule: Annotated[str, typer.Option(help=_help("schedule"))] = _default("schedule"),
+    curves: Annotated[bool, typer.Option(help=_help("curves"))] = _default("curves"),
+    final_fit: Annotated[bool, typer.Option(help=_help("final_fit"))] = _default("final_fit"),
+    max_retries: Annotated[int, typer.Option(help=_help("max_retries"))
+                           ] = _default("max_retries"),
+    quadratic_row_limit: Annotated[int, typer.Option(help=_help("quadratic_row_limit"))
+                                   ] = _default("quadratic_row_limit"),
+    name: Annotated[str | None, typer.Option(help=_help("name"))] = _default("name"),
+    extra: Annotated[list[str] | None, typer.Option(
+        metavar="KEY=VALUE", help=_help("extra") + " Repeatable.")] = None,
     config: Annotated[Path | None, typer.Option(
         "--config", "-c", help="Run file (YAML or TOML) listing datasets, models, options.")
     ] = None,
@@ -71,16 +126,19 @@ def train_command(
         "picks it so it can answer before the run is written.")] = None,
 ) -> None:
     """Train models on one or more tables in parallel on Ray, register them, rank them."""
-    from fleetlearn.training import RunConfig, dataset_configs, load_run_file
-
-    run_config: RunConfig | None = None
+    typed = {"models": list(model) if model else None, "folds": folds, "test_size": test_size,
+             "metric": metric, "seed": seed, "schedule": schedule, "curves": curves,
+             "final_fit": final_fit, "max_retries": max_retries,
+             "quadratic_row_limit": quadratic_row_limit, "name": name,
+             "extra": _parse_extra(extra)}
+    run_config: RunOptions | None = None
     if resume is None:
         if config is not None:
             if data:
                 raise ConfigError("Give datasets either as arguments or in --config, not both.")
-            run_config = _with_overrides(ctx, load_run_file(config), model=model, folds=folds,
-                                         test_size=test_size, metric=metric, seed=seed,
-                                         schedule=schedule, curves=curves, name=name)
+            # Options typed on the command line override the run file's values.
+            given = {f: v for f, v in typed.items() if _given(ctx, OPTION_PARAMS[f])}
+            run_config = load_run_file(config).with_options(**given)
             if _given(ctx, "target") or _given(ctx, "task"):
                 raise ConfigError(
                     "--target and --task are set per dataset in the --config run file; "
@@ -92,12 +150,9 @@ def train_command(
                     "No dataset given: fleetlearn train DATA.csv --target COLUMN "
                     "(or --config run.yaml, or --resume RUN_ID)."
                 )
-            run_config = RunConfig(
+            run_config = RunOptions(
                 datasets=dataset_configs([str(p) for p in data], parse_targets(target), task),
-                models=list(model) if model else None,
-                folds=folds, test_size=test_size, metric=metric, seed=seed, schedule=schedule,
-                curves=curves, name=name,
-            )
+                **typed)
     elif data or config:
         raise ConfigError("--resume takes the run's stored datasets; give no DATA or --config.")
     if json_out:
@@ -118,33 +173,25 @@ def _given(ctx: typer.Context, param: str) -> bool:
     return source is not None and source.name == "COMMANDLINE"
 
 
-def _with_overrides(ctx: typer.Context, config: Any, **options: Any) -> Any:
-    """Options typed on the command line override the run file's values."""
-    from dataclasses import replace
-
-    changes = {}
-    for param, value in options.items():
-        if _given(ctx, param):
-            changes["models" if param == "model" else param] = (
-                list(value) if param == "model" else value)
-    return replace(config, **changes) if changes else config
-
-
-def run_training(config: Any, *, registry: str | None, address: str | None,
+def run_training(config: RunOptions | None, *, registry: str | None, address: str | None,
                  resume: str | None, quiet: bool, run_id: str | None = None) -> Any:
+    """Train (or resume) with progress on the terminal; Ctrl-C says how to resume."""
     try:
         return _run_training(config, registry=registry, address=address, resume=resume,
                              quiet=quiet, run_id=run_id)
     except KeyboardInterrupt as exc:
         # Typer would turn this into a bare exit 130; say which run stopped and how to go on.
+        # Imported here: fleetlearn.cli imports this module while it starts.
         from fleetlearn.cli import interrupted_message
 
         err_console.print(interrupted_message(exc))
         raise typer.Exit(130) from exc
 
 
-def _run_training(config: Any, *, registry: str | None, address: str | None,
+def _run_training(config: RunOptions | None, *, registry: str | None, address: str | None,
                   resume: str | None, quiet: bool, run_id: str | None = None) -> Any:
+    # Imported on use: the driver loads scikit-learn and Ray (seconds), which every other
+    # verb and 'fleetlearn --help' should not wait for.
     from fleetlearn.cli._progress import RunProgress
     from fleetlearn.training import train_run
 
@@ -173,6 +220,7 @@ def _run_training(config: Any, *, registry: str | None, address: str | None,
 def show_result(result: Any) -> None:
     for warning in result.warnings:
         err_console.print(f"[yellow]note:[/] {warning}")
+    # Imported on use, as fleetlearn.cli registers 'compare' (it loads the statistics).
     from fleetlearn.cli.compare import TIED_NOTE, leaderboard_tables
 
     for table in leaderboard_tables(result.leaderboard):
@@ -191,20 +239,19 @@ def show_result(result: Any) -> None:
 def demo_command(
     registry: Annotated[str | None, typer.Option(help="Registry URL.")] = None,
     address: Annotated[str | None, typer.Option(help="Ray cluster HOST:PORT.")] = None,
-    folds: Annotated[int, typer.Option(help="Cross-validation folds.")] = 5,
+    folds: Annotated[int, typer.Option(help=_help("folds"))] = _default("folds"),
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ) -> None:
     """Train the default models on the bundled example tables and show the results."""
-    from fleetlearn.config import fleetlearn_home
+    # Imported on use: fleetlearn.data loads pyarrow and scikit-learn.
     from fleetlearn.data import example_datasets
-    from fleetlearn.training import DatasetConfig, RunConfig
 
     folder = fleetlearn_home() / "examples"
     tables = example_datasets(folder)
     console.print(f"example tables written to {folder}: "
                   + ", ".join(p.name for p, _ in tables))
-    config = RunConfig(
-        datasets=[DatasetConfig(path=str(p), target=t) for p, t in tables],
+    config = RunOptions(
+        datasets=[DatasetOptions(path=str(p), target=t) for p, t in tables],
         folds=folds, name="demo",
     )
     result = run_training(config, registry=registry, address=address, resume=None, quiet=quiet)
@@ -222,6 +269,7 @@ def demo_command(
     console.print("\n[bold]Serve them[/] (REST API; interactive docs at "
                   "http://127.0.0.1:8000/docs)")
     console.print("  fleetlearn serve        # in another terminal; Ctrl-C stops", soft_wrap=True)
+    # Imported on use: fleetlearn.evaluation loads scikit-learn's metrics.
     from fleetlearn.evaluation import CLASSIFICATION_METRICS
 
     body = _example_body(path, target, proba=first["metric"] in CLASSIFICATION_METRICS)
@@ -238,10 +286,6 @@ def demo_command(
 
 def _example_body(path: Any, target: str, proba: bool) -> str | None:
     """A predict request body holding the table's first row (target left out)."""
-    import json
-
-    import pandas as pd
-
     try:
         frame = (pd.read_parquet(path) if str(path).endswith(".parquet")
                  else pd.read_csv(path, nrows=1)).head(1).drop(columns=[target])

@@ -1,26 +1,36 @@
 """Running a training run on Ray and journaling every unit as it lands.
 
 The driver validates everything first (tables, targets, models, metric, registry,
-Ray), so bad input fails before anything is written. Then it creates the run,
-puts each dataset into the object store once, submits one Ray task per unit, and
-writes each result to the registry as soon as it arrives: that journal is what
-``resume`` reads to run only what is missing.
+Ray), so bad input fails before anything is written. Then :class:`_RunDriver` reads
+top to bottom: it records the run (:meth:`~_RunDriver.record`), puts each dataset
+into the object store once and submits one Ray task per unit
+(:meth:`~_RunDriver._submit`), and writes each result to the registry as soon as it
+arrives (:meth:`~_RunDriver._drain`): that journal is what ``resume`` reads to run
+only what is missing.
 """
 
 from __future__ import annotations
 
 import re
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import ray
+from ray.exceptions import RayError
 
+from fleetlearn.catalog import ModelSpec, default_models, resolve_model, resolve_model_dict
+from fleetlearn.data import Dataset, check_folds, load_dataset
 from fleetlearn.errors import ConfigError
-from fleetlearn.training._config import DatasetConfig, RunConfig
+from fleetlearn.evaluation import PRIMARY_METRIC, check_metric, greater_is_better
+from fleetlearn.registry import ModelVersion, Registry, validate_model_name
+from fleetlearn.training._options import DatasetOptions, ModelEntry, RunOptions, dataset_configs
 from fleetlearn.training._plan import (
     UnitKey,
     make_splits,
@@ -28,15 +38,17 @@ from fleetlearn.training._plan import (
     split_seed,
     unit_fold,
 )
+from fleetlearn.training._ray import connect_ray
 from fleetlearn.training._results import run_leaderboard
 from fleetlearn.training._seeds import derive_seed
+from fleetlearn.training._tasks import run_unit
 
 __all__ = [
     "PreparedDataset",
     "ProgressEvent",
     "TrainResult",
-    "dataset_configs",
     "prepare",
+    "run_units",
     "train",
     "train_run",
 ]
@@ -47,8 +59,8 @@ class PreparedDataset:
     """A loaded, checked dataset with the models that will train on it."""
 
     name: str
-    dataset: Any  # fleetlearn.data.Dataset
-    specs: list[Any]  # fleetlearn.catalog.ModelSpec
+    dataset: Dataset
+    specs: list[ModelSpec]
     metric: str
     notes: list[str] = field(default_factory=list)
 
@@ -80,7 +92,7 @@ class TrainResult:
 
     run_id: str
     leaderboard: pd.DataFrame
-    models: list[Any]
+    models: list[ModelVersion]
     warnings: list[str]
     failed: list[dict[str, str]]
     elapsed_s: float
@@ -97,12 +109,13 @@ class TrainResult:
         }
 
 
-def _metric_for(config: RunConfig, task: str) -> str:
-    from fleetlearn.evaluation import PRIMARY_METRIC, check_metric
+ProgressCallback = Callable[[ProgressEvent], None]
 
+
+def _metric_for(config: RunOptions, task: str) -> str:
     metric = config.metric
     if isinstance(metric, dict):
-        metric = metric.get(task)
+        metric = metric.get(task)  # type: ignore[call-overload]  # keys are task names
     return check_metric(metric or PRIMARY_METRIC[task], task)
 
 
@@ -119,17 +132,12 @@ def _unique(names: Iterable[str]) -> list[str]:
     return out
 
 
-def prepare(config: RunConfig) -> list[PreparedDataset]:
+def prepare(config: RunOptions) -> list[PreparedDataset]:
     """Load and check every dataset and resolve its models; write nothing.
 
     Raises the first :class:`~fleetlearn.errors.FleetlearnError` found, so a run with
     a bad table, target, model or metric fails before it touches the registry.
     """
-    from dataclasses import replace
-
-    from fleetlearn.catalog import default_models, resolve_model, resolve_model_dict
-    from fleetlearn.data import check_folds, load_dataset
-
     names = _unique(d.name or _name_from_path(d.path) for d in config.datasets)
     prepared = []
     for entry, name in zip(config.datasets, names, strict=True):
@@ -165,8 +173,6 @@ def _name_from_path(path: str) -> str:
 
 def _check_name(full: str, what: str) -> None:
     """Registered models are called ``{dataset}-{model}``: check before training."""
-    from fleetlearn.registry import validate_model_name
-
     try:
         validate_model_name(full)
     except ConfigError:
@@ -177,48 +183,55 @@ def _check_name(full: str, what: str) -> None:
         ) from None
 
 
-def _open_registry(registry: Any) -> Any:
-    from fleetlearn.registry import Registry
-
+def _open_registry(registry: Registry | str | None) -> Registry:
     if registry is None or isinstance(registry, str):
         return Registry(registry)
     return registry
 
 
 def train(
-    data: str | Path | Sequence[str | Path | DatasetConfig] | None = None,
+    data: str | Path | Sequence[str | Path | DatasetOptions] | None = None,
     target: str | dict[str, str] | None = None,
     *,
-    models: Sequence[str | dict[str, Any]] | None = None,
+    models: Sequence[ModelEntry] | None = None,
     task: str | None = None,
     folds: int = 5,
     test_size: float = 0.2,
-    metric: str | None = None,
+    metric: str | dict[str, str] | None = None,
     seed: int = 0,
     schedule: str = "concurrent",
     curves: bool = True,
+    final_fit: bool = True,
+    max_retries: int = 3,
+    quadratic_row_limit: int = 10_000,
     name: str | None = None,
-    config: RunConfig | None = None,
-    registry: Any = None,
+    extra: dict[str, Any] | None = None,
+    config: RunOptions | None = None,
+    registry: Registry | str | None = None,
     address: str | None = None,
-    on_progress: Callable[[ProgressEvent], None] | None = None,
+    on_progress: ProgressCallback | None = None,
     resume: str | None = None,
 ) -> TrainResult:
     """Train models on one or more tables in parallel on Ray and register them.
 
+    The run options are those of :class:`RunOptions` (checked through it, with its
+    defaults and bounds; ``tests/unit/test_training_options.py`` keeps this
+    signature equal to its fields).
+
     Parameters
     ----------
     data : path or list of paths
-        CSV/Parquet files or folders of Parquet shards (or :class:`DatasetConfig`).
+        CSV/Parquet files or folders of Parquet shards (or :class:`DatasetOptions`).
     target : str or dict
         The target column for every table, or ``{path_or_file_name: column}``.
     models : list of str or dict, optional
         Short names (``"random_forest"``), ``"name:param=value,..."`` or dotted paths
         (``"sklearn.ensemble.AdaBoostClassifier:n_estimators=200"``). The default set
         for the task when omitted.
-    folds, test_size, metric, seed, schedule, curves, name
-        See :class:`RunConfig`.
-    config : RunConfig, optional
+    folds, test_size, metric, seed, schedule, curves, final_fit, max_retries, \
+quadratic_row_limit, name, extra
+        See :class:`RunOptions`.
+    config : RunOptions, optional
         A whole configuration instead of the arguments above.
     registry : Registry or str, optional
         A :class:`fleetlearn.Registry` or a SQLAlchemy URL; the home folder's SQLite
@@ -244,62 +257,30 @@ def train(
     >>> result.leaderboard[["dataset", "model", "cv_mean", "test"]]  # doctest: +SKIP
     """
     if resume is None and config is None:
-        config = RunConfig(
-            datasets=dataset_configs(data, target, task),
-            models=list(models) if models else None,
-            folds=folds,
-            test_size=test_size,
-            metric=metric,
-            seed=seed,
-            schedule=schedule,
-            curves=curves,
-            name=name,
-        )
+        options: dict[str, Any] = {
+            "models": list(models) if models else None, "folds": folds, "test_size": test_size,
+            "metric": metric, "seed": seed, "schedule": schedule, "curves": curves,
+            "final_fit": final_fit, "max_retries": max_retries,
+            "quadratic_row_limit": quadratic_row_limit, "name": name,
+        }
+        if extra is not None:
+            options["extra"] = extra
+        config = RunOptions(datasets=dataset_configs(data, target, task), **options)
     return train_run(config, registry=registry, address=address, on_progress=on_progress,
                      resume=resume)
 
 
-def dataset_configs(data: Any, target: Any, task: str | None = None) -> list[DatasetConfig]:
-    """Dataset entries for paths and a target given as one name or ``{file: column}``."""
-    if data is None:
-        raise ConfigError("No dataset given: pass at least one CSV/Parquet file to train on.")
-    items = [data] if isinstance(data, str | Path | DatasetConfig) else list(data)
-    out = []
-    for item in items:
-        if isinstance(item, DatasetConfig):
-            out.append(item)
-            continue
-        path = str(item)
-        out.append(DatasetConfig(path=path, target=_target_for(path, target), task=task))
-    return out
-
-
-def _target_for(path: str, target: str | dict[str, str] | None) -> str:
-    if isinstance(target, str) and target:
-        return target
-    if isinstance(target, dict):
-        for key in (path, Path(path).name, Path(path).stem, str(Path(path).resolve())):
-            if key in target:
-                return target[key]
-        if "*" in target:
-            return target["*"]
-    raise ConfigError(
-        f"No target column for {path}: pass --target COLUMN for every table, or "
-        f"--target {Path(path).name}=COLUMN for this one."
-    )
-
-
-def run_units(prepared: list[PreparedDataset], config: RunConfig) -> list[UnitKey]:
+def run_units(prepared: list[PreparedDataset], config: RunOptions) -> list[UnitKey]:
     """Every unit a prepared run trains (see :func:`~fleetlearn.training._plan.plan_run_units`)."""
     return plan_run_units({p.name: [(s.name, s.iterative) for s in p.specs] for p in prepared},
                           config.folds, config.final_fit, config.curves)
 
 
 def train_run(
-    config: RunConfig | None,
-    registry: Any = None,
+    config: RunOptions | None,
+    registry: Registry | str | None = None,
     address: str | None = None,
-    on_progress: Callable[[ProgressEvent], None] | None = None,
+    on_progress: ProgressCallback | None = None,
     resume: str | None = None,
     run_id: str | None = None,
 ) -> TrainResult:
@@ -321,142 +302,19 @@ def train_run(
                 f"Run {run.id} already finished; nothing to resume. See 'fleetlearn runs show "
                 f"{run.id}'."
             )
-        config = RunConfig.from_dict(run.config)
-    assert config is not None
+        config = RunOptions.from_dict(run.config)
+    if config is None:
+        raise ConfigError("No run options given: pass a RunOptions, or resume a run by id.")
     prepared = prepare(config)
-
-    from fleetlearn.training._ray import connect_ray
-
     started_ray = connect_ray(address)
     try:
-        return _execute(config, prepared, reg, on_progress, resume, started, run_id)
+        driver = _RunDriver.record(config, prepared, reg, on_progress, resume=resume,
+                                   new_id=run_id)
+        driver.run()
+        return driver.result(started)
     finally:
         if started_ray:
-            import ray
-
             ray.shutdown()
-
-
-def _execute(config: RunConfig, prepared: list[PreparedDataset], reg: Any,
-             on_progress: Callable[[ProgressEvent], None] | None, resume: str | None,
-             started: float, new_id: str | None = None) -> TrainResult:
-    import ray
-
-    from fleetlearn.training._tasks import run_unit
-
-    warnings_out = [w for p in prepared for w in p.dataset.warnings] + [
-        n for p in prepared for n in p.notes
-    ]
-    if resume is None:
-        run = reg.create_run(config.to_dict(), seed=config.seed, name=config.name,
-                             run_id=new_id)
-    else:
-        run = reg.set_run_status(resume, "running")
-    run_id = run.id
-
-    dataset_ids: dict[str, int] = {}
-    if resume is not None:
-        recorded = {d.name: d for d in reg.run_datasets(run_id)}
-        for p in prepared:
-            rec = recorded.get(p.name)
-            if rec is None or rec.fingerprint != p.dataset.fingerprint:
-                raise ConfigError(
-                    f"Dataset '{p.name}' ({p.dataset.source}) changed since run {run_id} "
-                    "started, so the run cannot be resumed with the same folds. Start a new run."
-                )
-    for p in prepared:
-        d = p.dataset
-        rec = reg.add_dataset(
-            run_id, fingerprint=d.fingerprint, name=p.name, source=d.source, n_rows=d.n_rows,
-            n_features=len(d.schema.columns), task=d.task, target=d.schema.target,
-            schema=d.schema.to_dict(),
-        )
-        dataset_ids[p.name] = rec.id
-
-    trial_ids: dict[tuple[str, str], int] = {}
-    specs: dict[tuple[str, str], Any] = {}
-    for p in prepared:
-        for s in p.specs:
-            trial = reg.ensure_trial(run_id, dataset_ids[p.name], s.name, s.to_dict())
-            trial_ids[(p.name, s.name)] = trial.id
-            specs[(p.name, s.name)] = s
-
-    units = run_units(prepared, config)
-    done_keys: set[tuple[int, str, str]] = reg.completed_units(run_id) if resume else set()
-    id_to_name = {v: k for k, v in dataset_ids.items()}
-    done_units = {UnitKey(id_to_name[d], m, u) for d, m, u in done_keys if d in id_to_name}
-    todo = [u for u in units if u not in done_units]
-
-    tracker = _Tracker(run_id, units, {p.name: p.metric for p in prepared})
-    tracker.seed_from_registry(reg, run_id, id_to_name)
-    tracker.resumed = len(units) - len(todo)
-    tracker.emit(on_progress, "start")
-
-    remote = ray.remote(run_unit)
-    by_dataset = {p.name: p for p in prepared}
-    waves = (
-        [[u for u in todo if u.dataset == p.name] for p in prepared]
-        if config.schedule == "sequential"
-        else [todo]
-    )
-    failed: list[dict[str, str]] = []
-    registered: list[Any] = []
-    try:
-        with _StopOnSigint() as stop:
-            for wave in waves:
-                if wave:
-                    pending = _submit(wave, remote, config, by_dataset, specs)
-                    _drain(pending, reg, run_id, trial_ids, dataset_ids, by_dataset, tracker,
-                           on_progress, failed, registered, stop)
-    except KeyboardInterrupt as exc:
-        reg.set_run_status(run_id, "interrupted", error="interrupted by the user (Ctrl-C)")
-        exc.run_id = run_id  # type: ignore[attr-defined]  # for the CLI's resume hint
-        raise
-    except BaseException as exc:
-        reg.set_run_status(run_id, "failed", error=f"{type(exc).__name__}: {exc}")
-        raise
-
-    _finish_trials(reg, run_id, units)
-    reg.set_run_status(run_id, "finished")
-    tracker.emit(on_progress, "finish")
-    board = run_leaderboard(reg, run_id)
-    models = _run_models(reg, run_id, registered)
-    return TrainResult(run_id, board, models, warnings_out, failed,
-                       time.perf_counter() - started)
-
-
-def _submit(wave: list[UnitKey], remote: Any, config: RunConfig,
-            by_dataset: dict[str, PreparedDataset],
-            specs: dict[tuple[str, str], Any]) -> dict[Any, UnitKey]:
-    """Put each dataset of the wave once, then submit one task per unit."""
-    import ray
-
-    bundles = {}
-    for dname in dict.fromkeys(u.dataset for u in wave):
-        d = by_dataset[dname].dataset
-        splits = make_splits(np.asarray(d.y), d.task, config.folds, config.test_size,
-                             split_seed(config.seed, d.fingerprint))
-        # One put per dataset: every task of this dataset takes the reference.
-        bundles[dname] = ray.put({"X": d.X, "y": np.asarray(d.y), "splits": splits,
-                                  "schema": d.schema})
-    pending: dict[Any, UnitKey] = {}
-    spec_dicts: dict[tuple[str, str], dict[str, Any]] = {}
-    for key in wave:
-        pair = (key.dataset, key.model)
-        spec = specs[pair]
-        if pair not in spec_dicts:
-            spec_dicts[pair] = spec.to_dict()
-        prepared = by_dataset[key.dataset]
-        seed = derive_seed(config.seed, prepared.dataset.fingerprint, key.model,
-                           key.unit if key.unit.startswith("cv") else "final")
-        ref = remote.options(
-            num_cpus=spec.n_jobs,
-            max_retries=config.max_retries,
-            retry_exceptions=False,
-            name=f"{key.dataset}/{key.model}/{key.unit}",
-        ).remote(bundles[key.dataset], spec_dicts[pair], key.unit, seed, prepared.metric)
-        pending[ref] = key
-    return pending
 
 
 #: How long finished units may wait in the driver before they are journaled together.
@@ -467,59 +325,214 @@ JOURNAL_FLUSH_S = 0.25
 _WAIT_BATCH = 256
 
 
-def _drain(pending: dict[Any, UnitKey], reg: Any, run_id: str,
-           trial_ids: dict[tuple[str, str], int], dataset_ids: dict[str, int],
-           by_dataset: dict[str, PreparedDataset], tracker: _Tracker,
-           on_progress: Callable[[ProgressEvent], None] | None,
-           failed: list[dict[str, str]], registered: list[Any], stop: _StopOnSigint) -> None:
-    import ray
+@dataclass
+class _RunDriver:
+    """One run being trained: what it trains, where it is recorded, what it reported.
 
-    refs = list(pending)
-    batch: list[dict[str, Any]] = []
-    last_flush = time.monotonic()
-    try:
-        while refs:
-            if stop.requested:
-                for ref in refs:
-                    ray.cancel(ref, force=True)
-                raise KeyboardInterrupt
-            # One call returns everything finished within the flush interval (or at
-            # once when all that is left has finished).
-            ready, refs = ray.wait(refs, num_returns=min(len(refs), _WAIT_BATCH),
-                                   timeout=JOURNAL_FLUSH_S)
-            for ref, result in zip(ready, _get_all(ready), strict=True):
-                key = pending.pop(ref)
-                trial_id = trial_ids[(key.dataset, key.model)]
-                unit = {"trial_id": trial_id, "unit": key.unit, "status": result["status"],
-                        "payload": result["payload"], "error": result["error"],
-                        "duration_s": result["duration_s"]}
-                if result["status"] == "ok" and key.unit == "final":
-                    # The model and its journal entry land in one transaction.
-                    registered.append(_register(reg, run_id, key, trial_id,
-                                                dataset_ids[key.dataset],
-                                                by_dataset[key.dataset], result, unit))
-                else:
-                    batch.append(unit)
-                if result["status"] != "ok":
-                    failed.append({"dataset": key.dataset, "model": key.model,
-                                   "unit": key.unit,
-                                   "error": result["error"] or "unknown error"})
-                tracker.update(key, result)
-                tracker.emit(on_progress, "unit", key, result["status"], result["error"])
-            now = time.monotonic()
-            if batch and (not refs or now - last_flush >= JOURNAL_FLUSH_S):
-                reg.record_units(batch)
-                batch, last_flush = [], now
-    finally:
-        if batch:  # Ctrl-C or an error: keep what finished so resume skips it
-            reg.record_units(batch)
+    :meth:`record` writes the run, its datasets and trials (or finds them again on
+    resume) and plans the units still to train; :meth:`run` trains them wave by wave;
+    :meth:`result` closes the run and reads its leaderboard back from the registry.
+    """
+
+    config: RunOptions
+    registry: Registry
+    run_id: str
+    #: By dataset name, in the run's order.
+    datasets: dict[str, PreparedDataset]
+    dataset_ids: dict[str, int]
+    #: ``(dataset, model)`` -> trial id.
+    trial_ids: dict[tuple[str, str], int]
+    units: list[UnitKey]
+    todo: list[UnitKey]
+    tracker: _Tracker
+    on_progress: ProgressCallback | None
+    #: Units that finished with an error (this process only; the journal has them all).
+    failed: list[dict[str, str]] = field(default_factory=list)
+
+    @classmethod
+    def record(cls, config: RunOptions, prepared: list[PreparedDataset], reg: Registry,
+               on_progress: ProgressCallback | None, *, resume: str | None,
+               new_id: str | None) -> _RunDriver:
+        """Write the run, its datasets and trials; plan what is left to train."""
+        if resume is None:
+            run = reg.create_run(config.to_dict(), seed=config.seed, name=config.name,
+                                 run_id=new_id)
+        else:
+            run = reg.set_run_status(resume, "running")
+        run_id = run.id
+
+        if resume is not None:
+            recorded = {d.name: d for d in reg.run_datasets(run_id)}
+            for p in prepared:
+                rec = recorded.get(p.name)
+                if rec is None or rec.fingerprint != p.dataset.fingerprint:
+                    raise ConfigError(
+                        f"Dataset '{p.name}' ({p.dataset.source}) changed since run {run_id} "
+                        "started, so the run cannot be resumed with the same folds. Start a "
+                        "new run."
+                    )
+        dataset_ids: dict[str, int] = {}
+        for p in prepared:
+            d = p.dataset
+            rec = reg.add_dataset(
+                run_id, fingerprint=d.fingerprint, name=p.name, source=d.source,
+                n_rows=d.n_rows, n_features=len(d.schema.columns), task=d.task,
+                target=d.schema.target, schema=d.schema.to_dict(),
+            )
+            dataset_ids[p.name] = rec.id
+        trial_ids = {
+            (p.name, s.name): reg.ensure_trial(run_id, dataset_ids[p.name], s.name,
+                                               s.to_dict()).id
+            for p in prepared for s in p.specs
+        }
+
+        units = run_units(prepared, config)
+        id_to_name = {v: k for k, v in dataset_ids.items()}
+        done_keys = reg.completed_units(run_id) if resume else set()
+        done = {UnitKey(id_to_name[d], m, u) for d, m, u in done_keys if d in id_to_name}
+        todo = [u for u in units if u not in done]
+
+        tracker = _Tracker(run_id, units, {p.name: p.metric for p in prepared})
+        tracker.seed_from_registry(reg, id_to_name)
+        tracker.resumed = len(units) - len(todo)
+        tracker.emit(on_progress, "start")
+        return cls(config, reg, run_id, {p.name: p for p in prepared}, dataset_ids, trial_ids,
+                   units, todo, tracker, on_progress)
+
+    # ------------------------------------------------------------------ training
+
+    def run(self) -> None:
+        """Train every unit still to do; the run ends ``interrupted`` or ``failed`` on
+        Ctrl-C or an error (what finished before is journaled either way)."""
+        if self.config.schedule == "sequential":
+            waves = [[u for u in self.todo if u.dataset == name] for name in self.datasets]
+        else:
+            waves = [self.todo]
+        remote = ray.remote(run_unit)
+        try:
+            with _StopOnSigint() as stop:
+                for wave in waves:
+                    if wave:
+                        self._drain(self._submit(wave, remote), stop)
+        except KeyboardInterrupt as exc:
+            self.registry.set_run_status(self.run_id, "interrupted",
+                                         error="interrupted by the user (Ctrl-C)")
+            exc.run_id = self.run_id  # type: ignore[attr-defined]  # for the CLI's hint
+            raise
+        except BaseException as exc:
+            self.registry.set_run_status(self.run_id, "failed",
+                                         error=f"{type(exc).__name__}: {exc}")
+            raise
+
+    def _submit(self, wave: list[UnitKey], remote: Any) -> dict[ray.ObjectRef, UnitKey]:
+        """Put each dataset of the wave once, then submit one task per unit."""
+        config = self.config
+        bundles = {}
+        for name in dict.fromkeys(u.dataset for u in wave):
+            d = self.datasets[name].dataset
+            splits = make_splits(np.asarray(d.y), d.task, config.folds, config.test_size,
+                                 split_seed(config.seed, d.fingerprint))
+            # One put per dataset: every task of this dataset takes the reference.
+            bundles[name] = ray.put({"X": d.X, "y": np.asarray(d.y), "splits": splits,
+                                     "schema": d.schema})
+        specs = {(p.name, s.name): s for p in self.datasets.values() for s in p.specs}
+        spec_dicts: dict[tuple[str, str], dict[str, Any]] = {}
+        pending: dict[ray.ObjectRef, UnitKey] = {}
+        for key in wave:
+            pair = (key.dataset, key.model)
+            spec = specs[pair]
+            if pair not in spec_dicts:
+                spec_dicts[pair] = spec.to_dict()
+            prepared = self.datasets[key.dataset]
+            seed = derive_seed(config.seed, prepared.dataset.fingerprint, key.model,
+                               key.unit if key.unit.startswith("cv") else "final")
+            ref = remote.options(
+                num_cpus=spec.n_jobs,
+                max_retries=config.max_retries,
+                retry_exceptions=False,
+                name=f"{key.dataset}/{key.model}/{key.unit}",
+            ).remote(bundles[key.dataset], spec_dicts[pair], key.unit, seed, prepared.metric)
+            pending[ref] = key
+        return pending
+
+    def _drain(self, pending: dict[ray.ObjectRef, UnitKey], stop: _StopOnSigint) -> None:
+        """Journal results as they land, batching what finished together."""
+        refs = list(pending)
+        batch: list[dict[str, Any]] = []
+        last_flush = time.monotonic()
+        try:
+            while refs:
+                if stop.requested:
+                    for ref in refs:
+                        ray.cancel(ref, force=True)
+                    raise KeyboardInterrupt
+                # One call returns everything finished within the flush interval (or at
+                # once when all that is left has finished).
+                ready, refs = ray.wait(refs, num_returns=min(len(refs), _WAIT_BATCH),
+                                       timeout=JOURNAL_FLUSH_S)
+                for ref, result in zip(ready, _get_all(ready), strict=True):
+                    key = pending.pop(ref)
+                    unit = {"trial_id": self.trial_ids[(key.dataset, key.model)],
+                            "unit": key.unit, "status": result["status"],
+                            "payload": result["payload"], "error": result["error"],
+                            "duration_s": result["duration_s"]}
+                    if result["status"] == "ok" and key.unit == "final":
+                        # The model and its journal entry land in one transaction.
+                        self._register(key, result, unit)
+                    else:
+                        batch.append(unit)
+                    if result["status"] != "ok":
+                        self.failed.append({"dataset": key.dataset, "model": key.model,
+                                            "unit": key.unit,
+                                            "error": result["error"] or "unknown error"})
+                    self.tracker.update(key, result)
+                    self.tracker.emit(self.on_progress, "unit", key, result["status"],
+                                      result["error"])
+                now = time.monotonic()
+                if batch and (not refs or now - last_flush >= JOURNAL_FLUSH_S):
+                    self.registry.record_units(batch)
+                    batch, last_flush = [], now
+        finally:
+            if batch:  # Ctrl-C or an error: keep what finished so resume skips it
+                self.registry.record_units(batch)
+
+    def _register(self, key: UnitKey, result: dict[str, Any],
+                  unit: dict[str, Any]) -> ModelVersion:
+        prepared = self.datasets[key.dataset]
+        spec = next(s for s in prepared.specs if s.name == key.model)
+        d = prepared.dataset
+        return self.registry.register_model(
+            f"{key.dataset}-{key.model}",
+            artifact=result["artifact"],
+            run_id=self.run_id,
+            trial_id=unit["trial_id"],
+            dataset_id=self.dataset_ids[key.dataset],
+            metrics={"test": result["payload"]["test_scores"],
+                     "primary_metric": prepared.metric},
+            params={"estimator": spec.estimator_path, **spec.params},
+            input_schema=d.schema.to_dict(),
+            tags={"dataset": key.dataset, "model": key.model, "task": d.task,
+                  "run": self.run_id},
+            journal_unit=unit,
+        )
+
+    # ------------------------------------------------------------------ the end
+
+    def result(self, started: float) -> TrainResult:
+        """Close the trials and the run; the leaderboard and models as the registry has
+        them (a resumed run registered some models in an earlier process)."""
+        _finish_trials(self.registry, self.run_id)
+        self.registry.set_run_status(self.run_id, "finished")
+        self.tracker.emit(self.on_progress, "finish")
+        warnings_out = [w for p in self.datasets.values() for w in p.dataset.warnings] + [
+            n for p in self.datasets.values() for n in p.notes]
+        return TrainResult(self.run_id, run_leaderboard(self.registry, self.run_id),
+                           self.registry.list_models(run_id=self.run_id), warnings_out,
+                           self.failed, time.perf_counter() - started)
 
 
-def _get_all(refs: list[Any]) -> list[dict[str, Any]]:
+def _get_all(refs: list[ray.ObjectRef]) -> list[dict[str, Any]]:
     """Results of finished tasks; a task lost after Ray's retries is a failed unit."""
-    import ray
-    from ray.exceptions import RayError
-
     if not refs:
         return []
     try:
@@ -537,26 +550,7 @@ def _get_all(refs: list[Any]) -> list[dict[str, Any]]:
     return out
 
 
-def _register(reg: Any, run_id: str, key: UnitKey, trial_id: int, dataset_id: int,
-              prepared: PreparedDataset, result: dict[str, Any], unit: dict[str, Any]) -> Any:
-    spec = next(s for s in prepared.specs if s.name == key.model)
-    d = prepared.dataset
-    payload = result["payload"]
-    return reg.register_model(
-        f"{key.dataset}-{key.model}",
-        artifact=result["artifact"],
-        run_id=run_id,
-        trial_id=trial_id,
-        dataset_id=dataset_id,
-        metrics={"test": payload["test_scores"], "primary_metric": prepared.metric},
-        params={"estimator": spec.estimator_path, **spec.params},
-        input_schema=d.schema.to_dict(),
-        tags={"dataset": key.dataset, "model": key.model, "task": d.task, "run": run_id},
-        journal_unit=unit,
-    )
-
-
-def _finish_trials(reg: Any, run_id: str, units: list[UnitKey]) -> None:
+def _finish_trials(reg: Registry, run_id: str) -> None:
     for trial in reg.list_trials(run_id):
         statuses = [u.status for u in trial.units.values()]
         errors = [u.error for u in trial.units.values() if u.error]
@@ -566,11 +560,6 @@ def _finish_trials(reg: Any, run_id: str, units: list[UnitKey]) -> None:
             reg.set_trial_status(trial.id, "failed", error=errors[0] if errors else None)
         else:
             reg.set_trial_status(trial.id, "partial", error=errors[0] if errors else None)
-
-
-def _run_models(reg: Any, run_id: str, registered: list[Any]) -> list[Any]:
-    # A resumed run registered some of its models in an earlier process.
-    return reg.list_models(run_id=run_id)
 
 
 class _StopOnSigint:
@@ -591,9 +580,6 @@ class _StopOnSigint:
         self.requested = True
 
     def __enter__(self) -> _StopOnSigint:
-        import signal
-        import threading
-
         if threading.current_thread() is threading.main_thread():
             previous = signal.getsignal(signal.SIGINT)
             if previous is not signal.SIG_IGN:  # keep an ignored SIGINT ignored
@@ -602,8 +588,6 @@ class _StopOnSigint:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        import signal
-
         if self._previous is not None:
             signal.signal(signal.SIGINT, self._previous)
 
@@ -625,8 +609,9 @@ class _Tracker:
         self.best: dict[str, tuple[str, float]] = {}
         self._greater: dict[str, bool] = {}
 
-    def seed_from_registry(self, reg: Any, run_id: str, id_to_name: dict[int, str]) -> None:
-        for trial in reg.list_trials(run_id):
+    def seed_from_registry(self, reg: Registry, id_to_name: dict[int, str]) -> None:
+        """Count what earlier processes of a resumed run journaled."""
+        for trial in reg.list_trials(self.run_id):
             dname = id_to_name.get(trial.dataset_id)
             if dname is None or dname not in self.dataset_total:
                 continue
@@ -659,12 +644,10 @@ class _Tracker:
 
     def _better(self, dataset: str) -> bool:
         if dataset not in self._greater:
-            from fleetlearn.evaluation import greater_is_better
-
             self._greater[dataset] = greater_is_better(self.metrics[dataset])
         return self._greater[dataset]
 
-    def emit(self, callback: Callable[[ProgressEvent], None] | None, kind: str,
+    def emit(self, callback: ProgressCallback | None, kind: str,
              unit: UnitKey | None = None, status: str | None = None,
              error: str | None = None) -> None:
         if callback is None:

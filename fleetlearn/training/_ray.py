@@ -8,6 +8,8 @@ import os
 import socket
 from collections.abc import Iterator
 
+import ray
+
 from fleetlearn.errors import ClusterError
 
 __all__ = ["connect_ray", "check_address"]
@@ -47,8 +49,6 @@ def connect_ray(address: str | None = None, num_cpus: int | None = None) -> bool
     a bare ``ray.init()`` would join whatever cluster was last recorded on this
     machine, and hang if that one is dead.
     """
-    import ray
-
     if ray.is_initialized():
         _check_same_cluster(address)
         return False
@@ -88,8 +88,6 @@ def _check_same_cluster(address: str | None) -> None:
     """An explicit address must name the cluster this process is already connected to."""
     if not address or address in ("local", "auto") or address.startswith("ray://"):
         return
-    import ray
-
     current = ray.get_runtime_context().gcs_address
     if _same_address(current, address):
         return

@@ -6,17 +6,28 @@ same leaderboard as one that never stopped.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from fleetlearn.errors import FleetlearnError
+from fleetlearn.evaluation import (
+    PRIMARY_METRIC,
+    check_metric,
+    compare_datasets,
+    compare_to_best,
+    greater_is_better,
+    leaderboard,
+)
 from fleetlearn.training._plan import unit_fold
+
+if TYPE_CHECKING:  # the registry (SQLAlchemy) loads only when a caller opens one
+    from fleetlearn.registry import Registry
 
 __all__ = ["SIGNIFICANCE_COLUMNS", "compare_run", "run_leaderboard", "trial_rows"]
 
 
-def trial_rows(registry: Any, run_id: str) -> list[dict[str, Any]]:
+def trial_rows(registry: Registry, run_id: str) -> list[dict[str, Any]]:
     """One row per (dataset, model) of a run, in the shape ``evaluation.leaderboard`` takes."""
     datasets = {d.id: d for d in registry.run_datasets(run_id)}
     rows = []
@@ -57,7 +68,7 @@ def trial_rows(registry: Any, run_id: str) -> list[dict[str, Any]]:
     return rows
 
 
-def run_leaderboard(registry: Any, run_id: str, metric: str | None = None,
+def run_leaderboard(registry: Registry, run_id: str, metric: str | None = None,
                     alpha: float = 0.05) -> pd.DataFrame:
     """The leaderboard of a run: per dataset, models ranked by the primary metric.
 
@@ -85,8 +96,6 @@ def run_leaderboard(registry: Any, run_id: str, metric: str | None = None,
     >>> board = run_leaderboard(Registry(), "3f2a9c")    # doctest: +SKIP
     >>> board[board["tied_with_best"].fillna(False)]["model"]    # doctest: +SKIP
     """
-    from fleetlearn.evaluation import PRIMARY_METRIC, check_metric, leaderboard
-
     run = registry.get_run(run_id)
     configured = run.config.get("metric")
     rows = trial_rows(registry, run.id)
@@ -129,8 +138,6 @@ SIGNIFICANCE_COLUMNS = ("ci_low", "ci_high", "p_value", "p_adjusted", "tied_with
 def _with_significance(board: pd.DataFrame, rows: list[dict[str, Any]], metric: str,
                        folds: Any, alpha: float) -> pd.DataFrame:
     """Add the comparison with each dataset's best model to a leaderboard."""
-    from fleetlearn.evaluation import compare_to_best
-
     found: list[pd.DataFrame] = []
     for dataset in dict.fromkeys(r["dataset"] for r in rows):
         scores = {}
@@ -156,7 +163,7 @@ def _with_significance(board: pd.DataFrame, rows: list[dict[str, Any]], metric: 
     return merged
 
 
-def compare_run(registry: Any, run_id: str, metric: str | None = None,
+def compare_run(registry: Registry, run_id: str, metric: str | None = None,
                 alpha: float = 0.05) -> dict[str, Any]:
     """The significance leaderboard of a run and, per task, its comparison across datasets.
 
@@ -181,8 +188,6 @@ def compare_run(registry: Any, run_id: str, metric: str | None = None,
     >>> result["across"]["classification"].average_ranks    # doctest: +SKIP
     {'random_forest': 1.33, 'logistic_regression': 2.0, 'knn': 2.67}
     """
-    from fleetlearn.evaluation import compare_datasets
-
     run = registry.get_run(run_id)
     board = run_leaderboard(registry, run.id, metric=metric, alpha=alpha)
     across: dict[str, Any] = {}
@@ -206,8 +211,6 @@ def compare_run(registry: Any, run_id: str, metric: str | None = None,
         chosen = str(part["metric"].iloc[0]) if part["metric"].nunique() == 1 else None
         greater = None
         if chosen is None:  # per-dataset metrics differ: compare ranks of each one's own
-            from fleetlearn.evaluation import greater_is_better
-
             directions = {greater_is_better(m) for m in part["metric"].unique()}
             if len(directions) > 1:
                 notes.append(f"{task}: the datasets are ranked by metrics of opposite "

@@ -14,10 +14,14 @@ import traceback
 import warnings
 from typing import Any
 
+import ray
 from sklearn.pipeline import Pipeline
 from threadpoolctl import ThreadpoolController
 
+from fleetlearn.catalog import ModelSpec
+from fleetlearn.evaluation import learning_curve_points, score_predictions, training_curve
 from fleetlearn.model import build_pipeline
+from fleetlearn.registry import dump_estimator
 
 __all__ = ["run_unit", "build_pipeline"]
 
@@ -38,8 +42,6 @@ def _where() -> dict[str, str]:
     """Which node and process ran the unit (computed once per worker process)."""
     if _WHERE:
         return dict(_WHERE)
-    import ray
-
     if ray.is_initialized():
         where = {"node": ray.get_runtime_context().get_node_id(),
                  "node_ip": ray.util.get_node_ip_address()}
@@ -57,8 +59,6 @@ def run_unit(bundle: dict[str, Any], spec_dict: dict[str, Any], unit: str, seed:
     A model that raises is reported as a failed unit, not as a failed Ray task: the
     error is the model's, retrying it would fail again, and the run goes on.
     """
-    from fleetlearn.catalog import ModelSpec
-
     start = time.perf_counter()
     started_at = time.time()
     spec = ModelSpec.from_dict(spec_dict)
@@ -96,10 +96,8 @@ def _predict_time(pipeline: Pipeline, X: Any) -> float:
     return (time.perf_counter() - start) / max(len(X), 1)
 
 
-def _run(bundle: dict[str, Any], spec: Any, unit: str, seed: int,
+def _run(bundle: dict[str, Any], spec: ModelSpec, unit: str, seed: int,
          metric: str) -> tuple[dict[str, Any], bytes | None]:
-    from fleetlearn.evaluation import learning_curve_points, score_predictions, training_curve
-
     X, y, splits, schema = bundle["X"], bundle["y"], bundle["splits"], bundle["schema"]
     task = schema.task
     if unit.startswith("cv"):
@@ -117,8 +115,6 @@ def _run(bundle: dict[str, Any], spec: Any, unit: str, seed: int,
             "n_val": int(len(va)),
         }, None
     if unit == "final":
-        from fleetlearn.registry import dump_estimator
-
         tr, te = splits.train, splits.test
         pipe = build_pipeline(spec, schema, seed)
         t0 = time.perf_counter()

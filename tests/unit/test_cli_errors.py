@@ -229,8 +229,7 @@ def test_dataset_names_must_make_valid_model_names(capsys: pytest.CaptureFixture
 
 
 def test_file_names_with_spaces_give_safe_dataset_names(table: Path) -> None:
-    from fleetlearn.training import RunConfig, prepare
-    from fleetlearn.training._config import DatasetConfig
+    from fleetlearn.training import DatasetConfig, RunConfig, prepare
 
     spaced = table.parent / "my people (2024).v2.csv"
     spaced.write_bytes(table.read_bytes())
