@@ -14,6 +14,7 @@ line and exits non-zero; the API (later) maps these to 4xx responses.
     │   └── TooFewRowsError       fewer rows than folds / classes per fold
     ├── ModelSpecError            unknown model, bad parameter, missing extra
     ├── ConfigError               bad run file, bad option value
+    ├── ConflictError             the request clashes with the current state (run finished)
     ├── RegistryError             registry unreachable or inconsistent
     │   ├── NotFoundError         no such run, model, version or alias
     │   └── ArtifactIntegrityError digest mismatch, untrusted types
@@ -36,6 +37,7 @@ __all__ = [
     "TooFewRowsError",
     "ModelSpecError",
     "ConfigError",
+    "ConflictError",
     "RegistryError",
     "NotFoundError",
     "ArtifactIntegrityError",
@@ -76,6 +78,10 @@ class ModelSpecError(FleetlearnError):
 
 class ConfigError(FleetlearnError):
     """A run file or an option value is invalid."""
+
+
+class ConflictError(FleetlearnError):
+    """The request clashes with the current state: a run already stopped, on another host."""
 
 
 class RegistryError(FleetlearnError):

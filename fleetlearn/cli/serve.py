@@ -75,7 +75,8 @@ def serve_command(
     FLEETLEARN_SERVE_MAX_ROWS); an option typed wins over it."""
     import uvicorn
 
-    from fleetlearn.serving import ServeSettings, ServingState, create_app, is_loopback
+    from fleetlearn.api import create_app
+    from fleetlearn.serving import ServeSettings, ServingState, is_loopback, keys_required
 
     if not ray and (replicas != 1 or max_replicas is not None or address is not None):
         raise ConfigError("--replicas, --max-replicas and --address apply to cluster mode: "
@@ -96,7 +97,6 @@ def serve_command(
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
     from fleetlearn.registry import Registry
-    from fleetlearn.serving._state import keys_required
 
     # Cluster mode: every replica builds its own state; the driver only checks the registry.
     reg = Registry(settings.registry_url, artifact_dir=settings.artifact_dir)

@@ -38,6 +38,8 @@ class Run(_Record):
     """One training run: a config, a seed and what became of it.
 
     ``status`` is one of ``"running"``, ``"finished"``, ``"failed"``, ``"interrupted"``.
+    ``launcher`` is the training process of a run started through the API (``pid``,
+    ``host``, ``log``, ``status``, ``started_at``, ``exit_code``), None otherwise.
     """
 
     id: str
@@ -49,6 +51,7 @@ class Run(_Record):
     started_at: datetime | None
     finished_at: datetime | None
     error: str | None
+    launcher: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

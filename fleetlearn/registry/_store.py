@@ -271,6 +271,21 @@ class Registry(ServingStoreMixin):
                 row.error = None
             return _run(row)
 
+    def set_run_launcher(self, run_id: str, launcher: dict[str, Any] | None) -> Run:
+        """Record the training process of a run (pid, host, log, status, exit code).
+
+        Any API process reads it back through :meth:`get_run` (``Run.launcher``), so it
+        can report on, cancel and resume a run another process started. The whole
+        record is replaced; None clears it.
+        """
+        if launcher is not None and not isinstance(launcher, dict):
+            raise ConfigError(f"A run's launcher record must be a dict, got "
+                              f"{type(launcher).__name__}.")
+        with self._write() as s:
+            row = self._resolve_run(s, run_id)
+            row.launcher = dict(launcher) if launcher is not None else None
+            return _run(row)
+
     def get_run(self, run_id: str) -> Run:
         """Return a run by id or by a unique prefix of its id.
 
@@ -985,6 +1000,7 @@ def _run(row: SqlRun) -> Run:
         started_at=row.started_at,
         finished_at=row.finished_at,
         error=row.error,
+        launcher=row.launcher,
     )
 
 

@@ -1,6 +1,7 @@
 """Cluster mode: the same FastAPI app as a Ray Serve ingress deployment with N replicas.
 
-``fleetlearn serve --ray`` deploys :func:`~fleetlearn.serving.create_app` on Ray Serve:
+``fleetlearn serve --ray`` deploys :func:`~fleetlearn.api.create_app` on Ray Serve
+(prediction and read routes: ``training=False``):
 
 * Every replica is a :class:`FleetlearnReplica` actor that builds its own
   :class:`~fleetlearn.serving.ServingState` (registry connection, model cache,
@@ -41,6 +42,7 @@ from typing import Any
 
 from ray import serve
 
+from fleetlearn.api import create_app
 from fleetlearn.data import Rows
 from fleetlearn.errors import ClusterError, ConfigError
 from fleetlearn.model import Prediction, Predictor
@@ -138,9 +140,9 @@ class FleetlearnReplica:
         self.predict_batch.set_batch_wait_timeout_s(0.0)
 
     def __serve_build_asgi_app__(self) -> Any:
-        from fleetlearn.serving._app import create_app
-
-        return create_app(self.settings, state=self.state)
+        # Predictions and reads only: a replica never spawns a training driver or keeps
+        # an upload on its own disk (those routes live on `fleetlearn serve` without --ray).
+        return create_app(self.settings, state=self.state, training=False)
 
     async def _submit(self, item: _BatchItem) -> Prediction:
         # Ray's queue forms the next batch on a timer, even while the previous one

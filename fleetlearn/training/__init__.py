@@ -20,6 +20,7 @@ if TYPE_CHECKING:
         train,
         train_run,
     )
+    from fleetlearn.training._launcher import CANCEL_GRACE_S, LaunchedRun, Launcher
     from fleetlearn.training._options import (
         DatasetConfig,
         DatasetOptions,
@@ -47,6 +48,9 @@ if TYPE_CHECKING:
     from fleetlearn.training._seeds import derive_seed
 
 _EXPORTS = {
+    "CANCEL_GRACE_S": "_launcher",
+    "LaunchedRun": "_launcher",
+    "Launcher": "_launcher",
     "DatasetConfig": "_options",
     "DatasetOptions": "_options",
     "DatasetRef": "_options",
@@ -80,9 +84,12 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "CANCEL_GRACE_S",
     "DatasetConfig",
     "DatasetOptions",
     "DatasetRef",
+    "LaunchedRun",
+    "Launcher",
     "PreparedDataset",
     "ProgressEvent",
     "RunConfig",

@@ -21,9 +21,10 @@ from gated_models import started as started_fits
 from sklearn.datasets import load_iris, make_classification
 
 import fleetlearn
+from fleetlearn.api import create_app
 from fleetlearn.client import Client
 from fleetlearn.registry import Registry
-from fleetlearn.serving import ServeSettings, create_app
+from fleetlearn.serving import ServeSettings
 
 pytestmark = pytest.mark.usefixtures("ray_session")
 

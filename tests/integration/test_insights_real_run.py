@@ -18,6 +18,7 @@ from sklearn.datasets import load_iris, load_wine
 
 import fleetlearn
 import fleetlearn.training
+from fleetlearn.api import create_app
 from fleetlearn.evaluation import score_predictions
 from fleetlearn.insights import (
     held_out_rows,
@@ -30,7 +31,7 @@ from fleetlearn.insights import (
 )
 from fleetlearn.registry import Registry
 from fleetlearn.reports import render_report
-from fleetlearn.serving import ServeSettings, create_app
+from fleetlearn.serving import ServeSettings
 
 pytestmark = pytest.mark.usefixtures("ray_session")
 

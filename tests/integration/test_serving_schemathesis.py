@@ -16,7 +16,8 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from serving_fixtures import open_registry, serving_registry
 
-from fleetlearn.serving import ServeSettings, ServingState, create_app
+from fleetlearn.api import create_app
+from fleetlearn.serving import ServeSettings, ServingState
 
 MODELS = ("toy-logreg", "toy-forest", "house-ridge")
 FEATURES = {"toy-logreg": ("x", "flag", "color", "when"),

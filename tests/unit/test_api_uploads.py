@@ -11,8 +11,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sklearn.datasets import load_iris
 
+from fleetlearn.api import create_app
 from fleetlearn.registry import Registry
-from fleetlearn.serving import ServeSettings, create_app
+from fleetlearn.serving import ServeSettings
 
 
 @pytest.fixture

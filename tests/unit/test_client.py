@@ -24,12 +24,13 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
 import fleetlearn
+from fleetlearn.api import create_app
 from fleetlearn.cli import main
 from fleetlearn.client import Client, predictions_frame
 from fleetlearn.data import build_preprocessor, load_dataset
 from fleetlearn.errors import ApiError, FleetlearnError, ServerUnreachableError
 from fleetlearn.registry import Registry
-from fleetlearn.serving import ServeSettings, create_app
+from fleetlearn.serving import ServeSettings
 
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 

@@ -28,6 +28,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeClassifier
 
 import fleetlearn.insights as insights
+from fleetlearn.api import create_app
 from fleetlearn.cli import main
 from fleetlearn.data import load_dataset
 from fleetlearn.errors import ConfigError, DataError, NotFoundError
@@ -48,7 +49,7 @@ from fleetlearn.insights import (
 )
 from fleetlearn.registry import Registry
 from fleetlearn.reports import collect_run, render_report
-from fleetlearn.serving import ServeSettings, create_app
+from fleetlearn.serving import ServeSettings
 from fleetlearn.training import make_splits, split_seed
 
 FOLDS = 3

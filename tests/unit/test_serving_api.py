@@ -30,10 +30,11 @@ from serving_fixtures import (
     serving_registry,
 )
 
+from fleetlearn.api import create_app
 from fleetlearn.data import coerce_frame
 from fleetlearn.errors import ConfigError
 from fleetlearn.registry import Registry
-from fleetlearn.serving import ServeSettings, ServingState, create_app
+from fleetlearn.serving import ServeSettings, ServingState
 
 PREDICT = "/v1/models/{}/predict"
 

@@ -27,9 +27,10 @@ from serving_fixtures import (
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
+from fleetlearn.api import create_app
 from fleetlearn.data import coerce_frame
 from fleetlearn.registry import TRUSTED_TYPES_ENV, Registry
-from fleetlearn.serving import ServeSettings, ServingState, create_app
+from fleetlearn.serving import ServeSettings, ServingState
 
 
 @pytest.fixture

@@ -1,0 +1,342 @@
+"""Request and answer bodies of the REST API (what ``/openapi.json`` documents).
+
+Families per resource, as ``XCreate`` (a request), ``XPublic`` (one answer),
+``XsPublic`` (a list). Error bodies are in :mod:`fleetlearn.api.errors`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "PREDICT_REQUEST_SCHEMA",
+    "AliasUpdate",
+    "DatasetProgress",
+    "DatasetPublic",
+    "DatasetRef",
+    "DatasetsPublic",
+    "KeyCreate",
+    "KeyCreated",
+    "KeyPublic",
+    "LeaderboardPublic",
+    "LeaderboardRow",
+    "ModelSummary",
+    "ModelVersionPublic",
+    "ModelVersionsPublic",
+    "ModelsPublic",
+    "PredictionPublic",
+    "ProcessPublic",
+    "RunCreate",
+    "RunProgress",
+    "RunPublic",
+    "RunStarted",
+    "RunSummary",
+    "RunsPublic",
+    "UnitFailure",
+]
+
+
+class ModelVersionPublic(BaseModel):
+    """One registered version: lineage, metrics, parameters and input schema."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str = Field(examples=["iris-random_forest"])
+    version: int = Field(examples=[3])
+    aliases: list[str] = Field(examples=[["production"]])
+    run_id: str | None = Field(examples=["3f2a9c01b7de"])
+    trial_id: int | None
+    dataset_id: int | None
+    metrics: dict[str, Any] = Field(
+        examples=[{"test": {"accuracy": 0.97}, "primary_metric": "accuracy"}])
+    params: dict[str, Any]
+    input_schema: dict[str, Any]
+    artifact_digest: str
+    artifact_size: int
+    tags: dict[str, Any]
+    description: str | None
+    created_at: str
+
+
+class ModelSummary(BaseModel):
+    """The latest version of a model (or the aliased one when filtering by alias)."""
+
+    name: str
+    version: int
+    aliases: list[str]
+    task: str | None
+    dataset: str | None
+    primary_metric: str | None
+    test_score: float | None
+    created_at: str
+
+
+class ModelsPublic(BaseModel):
+    data: list[ModelSummary]
+    count: int
+
+
+class ModelVersionsPublic(BaseModel):
+    name: str
+    aliases: dict[str, int] = Field(examples=[{"production": 2}])
+    versions: list[ModelVersionPublic]
+
+
+class PredictionPublic(BaseModel):
+    """Predictions, in request order, and the exact version that answered."""
+
+    model: str = Field(examples=["iris-random_forest"])
+    version: int = Field(examples=[3])
+    predictions: list[Any] = Field(examples=[["setosa"]])
+    probabilities: list[dict[str, float]] | None = Field(
+        None, examples=[[{"setosa": 0.98, "versicolor": 0.02, "virginica": 0.0}]],
+        description="Per row, the probability of each class (when return_proba is true).")
+    classes: list[Any] | None = Field(None, examples=[["setosa", "versicolor", "virginica"]])
+    unseen_categories: dict[str, int] = Field(
+        default_factory=dict, examples=[{"color": 1}],
+        description="Per column, values never seen in training (accepted; the model "
+                    "treats them as a rare category).")
+
+
+class AliasUpdate(BaseModel):
+    version: int = Field(ge=1, examples=[3])
+
+
+class KeyCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=128, examples=["ci-deploy"])
+    role: str = Field(examples=["predict"], pattern="^(read|predict|train|admin)$")
+
+
+class KeyPublic(BaseModel):
+    id: int
+    name: str
+    prefix: str = Field(examples=["flk_AbCd"])
+    role: str
+    created_at: str
+    last_used_at: str | None
+    revoked_at: str | None
+
+
+class KeyCreated(KeyPublic):
+    key: str = Field(description="The secret: shown once, never stored.")
+
+
+
+class DatasetPublic(BaseModel):
+    """A table in the server's data folder, usable by name in ``POST /v1/runs``."""
+
+    name: str = Field(examples=["iris.csv"])
+    path: str = Field(examples=["/home/me/.fleetlearn/data/iris.csv"],
+                      description="Where the server keeps it (runs may give this path too).")
+    bytes: int = Field(examples=[4551])
+    sha256: str | None = Field(examples=["9f3c...e1"], description="Known for uploads.")
+    columns: list[str] | None = Field(
+        examples=[["sepal_length", "sepal_width", "petal_length", "petal_width", "species"]])
+    rows: int | None = Field(examples=[150], description="Null when counting it would mean "
+                             "reading a big text file whole.")
+    uploaded_at: str | None = Field(examples=["2025-01-31T12:00:00+00:00"])
+
+
+class DatasetsPublic(BaseModel):
+    data: list[DatasetPublic]
+    count: int
+
+
+class DatasetRef(BaseModel):
+    """One table of a run, with options of its own."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dataset: str = Field(min_length=1, examples=["iris.csv"],
+                         description="An uploaded name, or a path inside the data folder.")
+    target: str | None = Field(None, examples=["species"])
+    task: Literal["classification", "regression"] | None = None
+    name: str | None = Field(None, examples=["iris"],
+                             description="Name in the leaderboard and in model names.")
+    models: list[str | dict[str, Any]] | None = Field(
+        None, description="Models for this table only.")
+
+
+_RUN_EXAMPLE = {
+    "datasets": ["iris.csv"], "target": "species",
+    "models": ["logistic_regression", "random_forest:n_estimators=100"],
+    "folds": 5, "seed": 0, "name": "iris-baseline",
+}
+
+
+class RunCreate(BaseModel):
+    """A training run: the options of ``fleetlearn train``."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [_RUN_EXAMPLE]})
+
+    datasets: list[str | DatasetRef] = Field(
+        min_length=1, description="Uploaded names (POST /v1/datasets) or paths inside the "
+        "server's data folder; an entry may be an object with its own target, task, models.")
+    target: str | dict[str, str] | None = Field(
+        None, description="The target column of every table, or {dataset: column}.")
+    task: Literal["classification", "regression"] | None = Field(
+        None, description="Detected from the target by default.")
+    models: list[str | dict[str, Any]] | None = Field(
+        None, description="As on the command line: 'random_forest', "
+        "'knn:n_neighbors=7', 'sklearn.ensemble.AdaBoostClassifier'. The task's default "
+        "set when omitted (see 'fleetlearn catalog').")
+    folds: int = Field(5, description="Cross-validation folds (at least 2).")
+    test_size: float = Field(0.2, description="Held-out test fraction, in (0, 1).")
+    metric: str | dict[Literal["classification", "regression"], str] | None = Field(
+        None, description="Primary metric (accuracy / r2 by default), or {task: metric}.")
+    seed: int = Field(0, ge=-(2**31), lt=2**31, description="Same seed, same scores.")
+    schedule: Literal["concurrent", "sequential"] = "concurrent"
+    curves: bool = Field(True, description="Learning curves for models without "
+                         "per-iteration metrics.")
+    name: str | None = Field(None, max_length=200, examples=["iris-baseline"])
+
+
+class RunStarted(BaseModel):
+    """A run that passed every check and is starting in its own process."""
+
+    id: str = Field(examples=["3f2a9c01b7de"])
+    status: str = Field(examples=["starting"])
+    units_total: int = Field(examples=[28], description="Units the run will train "
+                             "(folds, final fits, learning curves).")
+    warnings: list[str] = Field(examples=[["dropped column 'id': an identifier"]])
+    log: str = Field(description="The training process's output, on the server.")
+
+
+class DatasetProgress(BaseModel):
+    units_done: int
+    units_total: int
+
+
+class UnitFailure(BaseModel):
+    dataset: str
+    model: str
+    unit: str = Field(examples=["cv2"])
+    error: str
+
+
+class RunProgress(BaseModel):
+    """Units are folds, final fits and learning curves; a trial is one model on one table."""
+
+    units_done: int = Field(examples=[12])
+    units_total: int = Field(examples=[28])
+    trials_done: int = Field(examples=[2])
+    trials_total: int = Field(examples=[5])
+    fraction: float = Field(examples=[0.43])
+    datasets: dict[str, DatasetProgress]
+    failures: list[UnitFailure]
+
+
+class ProcessPublic(BaseModel):
+    pid: int
+    running: bool
+    exit_code: int | None
+    log: str
+
+
+class RunPublic(BaseModel):
+    """A run: status, progress, and the training process when this server started it.
+
+    ``status``: ``running``, ``finished``, ``failed``, ``interrupted`` (resumable with
+    ``fleetlearn train --resume ID``), or, before the training process has recorded the
+    run, ``starting`` and ``cancelled``.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str = Field(examples=["3f2a9c01b7de"])
+    name: str | None = Field(examples=["iris-baseline"])
+    status: str = Field(examples=["running"])
+    error: str | None = None
+    seed: int | None = None
+    created_at: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    datasets: list[dict[str, Any]] = Field(default_factory=list, examples=[[
+        {"name": "iris", "rows": 150, "features": 4, "task": "classification",
+         "target": "species"}]])
+    progress: RunProgress | None = None
+    config: dict[str, Any] | None = None
+    process: ProcessPublic | None = None
+
+
+class RunSummary(BaseModel):
+    id: str
+    name: str | None
+    status: str
+    created_at: str | None
+    finished_at: str | None
+    error: str | None
+    datasets: list[str]
+
+
+class RunsPublic(BaseModel):
+    data: list[RunSummary]
+    count: int
+
+
+class LeaderboardRow(BaseModel):
+    """One model on one table, ranked by the metric (NaN and missing values are null)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    rank: float | None = Field(examples=[1])
+    dataset: str = Field(examples=["iris"])
+    metric: str = Field(examples=["accuracy"])
+    model: str = Field(examples=["random_forest"])
+    cv_mean: float | None = Field(examples=[0.96])
+    cv_std: float | None = Field(examples=[0.02])
+    test: float | None = Field(examples=[0.97])
+    status: str = Field(examples=["ok"])
+
+
+class LeaderboardPublic(BaseModel):
+    run_id: str
+    status: str
+    rows: list[LeaderboardRow]
+
+
+_VALUE = {"anyOf": [{"type": "number"}, {"type": "string"}, {"type": "boolean"},
+                    {"type": "null"}]}
+
+#: The predict body, documented by hand: it is parsed without Pydantic for speed and
+#: checked against each model's own input schema (see :func:`fleetlearn.serving.parse_rows`).
+PREDICT_REQUEST_SCHEMA: dict[str, Any] = {
+    "required": True,
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "additionalProperties": False,
+                # Exactly one layout: 'records', or 'columns' with 'data'.
+                "oneOf": [
+                    {"required": ["records"],
+                     "not": {"anyOf": [{"required": ["columns"]}, {"required": ["data"]}]}},
+                    {"required": ["columns", "data"], "not": {"required": ["records"]}},
+                ],
+                "properties": {
+                    "records": {"type": "array", "minItems": 1,
+                                "items": {"type": "object", "additionalProperties": _VALUE},
+                                "description": "One object per row: {column: value}."},
+                    "columns": {"type": "array", "items": {"type": "string"},
+                                "description": "Column names, with 'data'."},
+                    "data": {"type": "array", "minItems": 1,
+                             "items": {"type": "array", "items": _VALUE},
+                             "description": "Rows as lists in 'columns' order."},
+                    "return_proba": {"type": "boolean", "default": False,
+                                     "description": "Add class probabilities."},
+                },
+            },
+            "examples": {
+                "records": {"summary": "Rows as objects", "value": {
+                    "records": [{"sepal_length": 5.1, "sepal_width": 3.5,
+                                 "petal_length": 1.4, "petal_width": 0.2}],
+                    "return_proba": True}},
+                "columns": {"summary": "Columns and rows", "value": {
+                    "columns": ["sepal_length", "sepal_width", "petal_length", "petal_width"],
+                    "data": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]}},
+            },
+        }
+    },
+}
