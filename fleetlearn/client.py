@@ -352,6 +352,14 @@ class Client:
         return self._json("POST", _path("/v1/runs", run_id, "cancel"),
                           timeout=max(self.timeout, 60.0))
 
+    def resume_run(self, run_id: str) -> dict[str, Any]:
+        """Resume an interrupted or failed run in a new process on the server.
+
+        It trains only what the run's journal is missing; follow it with
+        :meth:`wait_for_run`. A running or finished run is refused (``ApiError``, 409).
+        """
+        return self._json("POST", _path("/v1/runs", run_id, "resume"))
+
     def wait_for_run(self, run_id: str, *, timeout: float = 3600.0, poll_s: float = 2.0,
                      on_progress: Callable[[dict[str, Any]], None] | None = None
                      ) -> dict[str, Any]:

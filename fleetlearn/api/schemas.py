@@ -229,17 +229,23 @@ class RunProgress(BaseModel):
 
 
 class ProcessPublic(BaseModel):
+    """The training process of a run started through the API (from ``runs.launcher``)."""
+
     pid: int
     running: bool
     exit_code: int | None
     log: str
+    host: str | None = Field(None, examples=["node-1"],
+                             description="Where it runs: only a server there can cancel it.")
+    started_at: str | None = None
 
 
 class RunPublic(BaseModel):
     """A run: status, progress, and the training process when this server started it.
 
     ``status``: ``running``, ``finished``, ``failed``, ``interrupted`` (resumable with
-    ``fleetlearn train --resume ID``), or, before the training process has recorded the
+    ``POST /v1/runs/{id}/resume`` or ``fleetlearn train --resume ID``; a run whose
+    process died says "driver died"), or, before the training process has recorded the
     run, ``starting`` and ``cancelled``.
     """
 

@@ -120,7 +120,7 @@ def serve_command(
             "create' to require keys)")
     say(f"docs: {scheme}://{shown}:{port}/docs   Ctrl-C stops")
     if ray:
-        from fleetlearn.serving._ray_serve import deploy, serve_forever
+        from fleetlearn.serving import deploy, serve_forever  # imports Ray Serve
 
         with console.status(f"deploying {replicas} replica(s) on Ray Serve ..."):
             running = deploy(settings, replicas, max_replicas, address,

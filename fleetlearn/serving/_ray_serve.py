@@ -40,6 +40,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import ray
 from ray import serve
 
 from fleetlearn.api import create_app
@@ -49,6 +50,7 @@ from fleetlearn.model import Prediction, Predictor
 from fleetlearn.serving._batch import MicroBatcher
 from fleetlearn.serving._settings import ServeSettings
 from fleetlearn.serving._state import ServingState
+from fleetlearn.training import connect_ray
 
 __all__ = ["APP_NAME", "ClusterServing", "FleetlearnReplica", "deploy", "replica_options"]
 
@@ -387,10 +389,6 @@ def deploy(settings: ServeSettings, replicas: int = 1, max_replicas: int | None 
 
 def _connect(address: str | None, max_replicas: int, num_cpus: float) -> bool:
     """Join ``address`` or start embedded Ray sized for the replicas; True if started."""
-    import ray
-
-    from fleetlearn.training._ray import connect_ray
-
     if ray.is_initialized() or address or os.environ.get("RAY_ADDRESS"):
         return connect_ray(address)
     # Embedded: declare at least as many CPUs as the replicas reserve, so max_replicas

@@ -68,8 +68,7 @@ def registry_with_model(tmp_path_factory: pytest.TempPathFactory) -> dict[str, A
 
 @pytest.fixture
 def cluster_app(embedded_ray: None, registry_with_model: dict[str, Any]) -> Iterator[Any]:
-    from fleetlearn.serving import ServeSettings
-    from fleetlearn.serving._ray_serve import deploy
+    from fleetlearn.serving import ServeSettings, deploy
 
     # A longer coalescing wait than the default 2 ms makes batching certain on a busy
     # test machine; it only applies while a batch is already running.
@@ -145,7 +144,7 @@ def test_cluster_mode_serves_spreads_coalesces_and_shuts_down(
 
 
 def test_replica_options_and_cli_checks() -> None:
-    from fleetlearn.serving._ray_serve import replica_options
+    from fleetlearn.serving import replica_options
 
     opts = replica_options(2, 5, target_ongoing_requests=8)
     assert {"min_replicas": 2, "initial_replicas": 2, "max_replicas": 5,

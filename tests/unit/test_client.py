@@ -234,6 +234,9 @@ def test_upload_and_run_requests(client: Client, server: Server) -> None:
     with pytest.raises(ApiError) as caught:
         client.run("0123456789ab")
     assert caught.value.status == 404
+    with pytest.raises(ApiError) as caught:
+        client.resume_run("0123456789ab")
+    assert (caught.value.status, caught.value.error) == (404, "NotFoundError")
 
 
 def test_connection_refused_names_the_url() -> None:
