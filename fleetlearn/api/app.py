@@ -21,6 +21,7 @@ from fastapi.responses import HTMLResponse, Response
 from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
 from fleetlearn import __version__
 from fleetlearn.api.errors import (
@@ -86,6 +87,20 @@ def _offline_docs(app: FastAPI) -> None:
             swagger_favicon_url="/docs-static/favicon-32x32.png")
 
 
+def _allowed_methods(app: FastAPI, path: str) -> str:
+    """The ``Allow`` header of ``path``: the methods of every route it matches.
+
+    Starlette's 405 names only the methods of the first route that matched the path;
+    ``/v1/keys`` has GET and POST in two routes.
+    """
+    methods: set[str] = set()
+    for route in api_routes(app):
+        regex, _, _ = compile_path(route.path_format)
+        if regex.match(path):
+            methods |= set(route.methods)
+    return ", ".join(sorted(methods))
+
+
 def _handlers(app: FastAPI) -> None:
     @app.exception_handler(HttpError)
     async def _api_error(request: Request, exc: HttpError) -> ORJSONResponse:
@@ -102,9 +117,15 @@ def _handlers(app: FastAPI) -> None:
             return Response(status_code=exc.status_code, headers=exc.headers)
         error = {404: "NotFound", 405: "MethodNotAllowed"}.get(exc.status_code, "HTTPError")
         detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        headers = dict(exc.headers or {})
         if exc.status_code == 404:
             detail = f"No route {request.method} {request.url.path}: see /docs for the API."
-        return error_response(exc.status_code, detail, error, exc.headers)
+        if exc.status_code == 405:
+            headers["Allow"] = _allowed_methods(app, request.url.path) or headers.get(
+                "Allow", "")
+            detail = (f"{request.method} is not allowed on {request.url.path}; it answers "
+                      f"{headers['Allow']}.")
+        return error_response(exc.status_code, detail, error, headers or None)
 
     @app.exception_handler(FleetlearnError)
     async def _fleetlearn_error(request: Request, exc: FleetlearnError) -> ORJSONResponse:
