@@ -118,6 +118,13 @@ def _handlers(app: FastAPI) -> None:
         error = {404: "NotFound", 405: "MethodNotAllowed"}.get(exc.status_code, "HTTPError")
         detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
         headers = dict(exc.headers or {})
+        if exc.status_code == 400:
+            # FastAPI's answer to a body it cannot decode (not UTF-8, not JSON): the same
+            # 422 as any other invalid body, as the spec declares.
+            msg = f"{detail}: send a JSON body (UTF-8)."
+            return error_response(422, f"The request body is not valid: {msg}",
+                                  "ValidationError",
+                                  errors=[{"loc": ["body"], "msg": msg, "type": "json_invalid"}])
         if exc.status_code == 404:
             detail = f"No route {request.method} {request.url.path}: see /docs for the API."
         if exc.status_code == 405:

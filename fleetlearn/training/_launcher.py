@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 import psutil
 import yaml
 
-from fleetlearn.errors import ConflictError, NotFoundError
+from fleetlearn.errors import ConflictError, FleetlearnError, NotFoundError
 
 if TYPE_CHECKING:
     from fleetlearn.registry import Registry, Run
@@ -203,21 +203,24 @@ class Launcher:
 
     def _watch(self, child: LaunchedRun) -> None:
         """Record the process in the registry once the run exists; settle it at exit."""
+        while child.proc.poll() is None and not child.recorded:
+            try:
+                self.registry.set_run_launcher(child.run_id, child.record())
+                child.recorded = True
+            except NotFoundError:
+                time.sleep(_POLL_S)  # the child is still checking its data
+            except FleetlearnError as exc:  # a registry hiccup: try again
+                log.warning("run %s: could not record its process yet: %s", child.run_id, exc)
+                time.sleep(_POLL_S)
+        code = child.proc.wait()
         try:
-            while child.proc.poll() is None and not child.recorded:
-                try:
-                    self.registry.set_run_launcher(child.run_id, child.record())
-                    child.recorded = True
-                except NotFoundError:
-                    time.sleep(_POLL_S)  # the child is still checking its data
-            code = child.proc.wait()
             error = last_error(child.log) if code != 0 else None
             self._settle(child.run_id, code, error, child.cancelled)
             with contextlib.suppress(NotFoundError):
                 status = "cancelled" if child.cancelled else "exited"
                 self.registry.set_run_launcher(child.run_id, child.record(status, code, error))
         except Exception as exc:  # noqa: BLE001 - a registry hiccup must not kill the thread
-            log.warning("run %s: could not record its process: %s", child.run_id, exc)
+            log.warning("run %s: could not record how its process ended: %s", child.run_id, exc)
         finally:
             child.done.set()
 

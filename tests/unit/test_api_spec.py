@@ -181,3 +181,19 @@ def test_the_ray_serve_replica_builds_the_app_without_training_routes(
         assert ("get", "/v1/runs/{run_id}") in paths
     finally:
         replica.state.registry.close()
+
+
+def test_a_body_that_is_not_json_is_the_declared_422(
+        served: tuple[TestClient, dict[str | None, str]]) -> None:
+    client, secrets = served
+    r = client.post("/v1/keys", content=b"D\xff\xfeX",
+                    headers={"Authorization": f"Bearer {secrets['admin']}",
+                             "Content-Type": "application/json"})
+    assert r.status_code == 422, r.text
+    body = r.json()
+    assert body["error"] == "ValidationError"
+    assert body["errors"][0]["loc"] == ["body"]
+    assert "JSON" in body["detail"]
+    names = {k["name"] for k in client.get(
+        "/v1/keys", headers={"Authorization": f"Bearer {secrets['admin']}"}).json()}
+    assert names == {f"{role}-key" for role in ROLES}  # nothing was created
