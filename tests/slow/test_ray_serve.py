@@ -112,6 +112,13 @@ def test_cluster_mode_serves_spreads_coalesces_and_shuts_down(
         assert bad.status_code == 422
         assert bad.json()["error"] == "InputError"
 
+        # Replicas predict and read: no uploads, no training driver spawned there.
+        for path in ("/v1/runs", "/v1/datasets"):
+            refused = client.post(path, json={})
+            assert refused.status_code == 405, refused.text
+            assert refused.headers["allow"] == "GET"
+        assert client.get("/v1/runs").json()["count"] == 0  # reading runs works
+
         replicas = {client.get("/v1/info").json()["replica"] for _ in range(30)}
         assert len(replicas) == 2, f"requests reached only {replicas}"
 
