@@ -108,7 +108,9 @@ def _handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> ORJSONResponse:
-        return validation_error(exc)
+        # The run body's errors read like the run options' everywhere else.
+        run_body = request.method == "POST" and request.url.path == "/v1/runs"
+        return validation_error(exc, run_body=run_body)
 
     # Starlette's own 404 (no route) and 405 (wrong method, with its Allow header).
     @app.exception_handler(StarletteHTTPException)

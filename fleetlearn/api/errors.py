@@ -34,6 +34,7 @@ from fleetlearn.errors import (
     NotFoundError,
     RegistryError,
 )
+from fleetlearn.training import options_error
 
 __all__ = [
     "ErrorBody",
@@ -113,8 +114,16 @@ def status_of(exc: FleetlearnError) -> int:
     return 422
 
 
-def validation_error(exc: RequestValidationError) -> ORJSONResponse:
-    """The one 422 of a request FastAPI could not validate (query, path or body)."""
+def validation_error(exc: RequestValidationError, *,
+                     run_body: bool = False) -> ORJSONResponse:
+    """The one 422 of a request FastAPI could not validate (query, path or body).
+
+    For a run body (``POST /v1/runs``, :class:`~fleetlearn.training.RunRequest`) whose
+    problems are all in the body, ``detail`` is the run options' own sentence
+    (:func:`~fleetlearn.training.options_error`: "The 'folds' option must be an int in
+    the range [2, inf). Got 1 instead."), as the CLI and run files word it; ``errors``
+    keeps every problem's location.
+    """
     problems = []
     for e in exc.errors():
         loc = [p for p in e.get("loc", ()) if not isinstance(p, str) or not (
@@ -129,6 +138,11 @@ def validation_error(exc: RequestValidationError) -> ORJSONResponse:
     what = {"query": "query parameter", "path": "path", "header": "header"}.get(
         part, "request body")
     detail = f"The {what} is not valid: {where}: {first['msg']}."
-    if len(problems) > 1:
+    raw = exc.errors()
+    if run_body and raw and all(tuple(e.get("loc", ()))[:1] == ("body",)
+                                and e.get("type") != "json_invalid"
+                                and len(tuple(e["loc"])) > 1 for e in raw):
+        detail = str(options_error(raw))
+    elif len(problems) > 1:
         detail += f" ({len(problems)} problems; see 'errors'.)"
     return error_response(422, detail, "ValidationError", errors=problems)

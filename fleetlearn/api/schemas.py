@@ -1,12 +1,13 @@
 """Request and answer bodies of the REST API (what ``/openapi.json`` documents).
 
 Families per resource, as ``XCreate`` (a request), ``XPublic`` (one answer),
-``XsPublic`` (a list). Error bodies are in :mod:`fleetlearn.api.errors`.
+``XsPublic`` (a list). Error bodies are in :mod:`fleetlearn.api.errors`. The run body is
+not here: it is :class:`fleetlearn.training.RunRequest`, declared with the run's options.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -15,7 +16,6 @@ __all__ = [
     "AliasUpdate",
     "DatasetProgress",
     "DatasetPublic",
-    "DatasetRef",
     "DatasetsPublic",
     "KeyCreate",
     "KeyCreated",
@@ -28,7 +28,6 @@ __all__ = [
     "ModelsPublic",
     "PredictionPublic",
     "ProcessPublic",
-    "RunCreate",
     "RunProgress",
     "RunPublic",
     "RunStarted",
@@ -142,55 +141,6 @@ class DatasetPublic(BaseModel):
 class DatasetsPublic(BaseModel):
     data: list[DatasetPublic]
     count: int
-
-
-class DatasetRef(BaseModel):
-    """One table of a run, with options of its own."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    dataset: str = Field(min_length=1, examples=["iris.csv"],
-                         description="An uploaded name, or a path inside the data folder.")
-    target: str | None = Field(None, examples=["species"])
-    task: Literal["classification", "regression"] | None = None
-    name: str | None = Field(None, examples=["iris"],
-                             description="Name in the leaderboard and in model names.")
-    models: list[str | dict[str, Any]] | None = Field(
-        None, description="Models for this table only.")
-
-
-_RUN_EXAMPLE = {
-    "datasets": ["iris.csv"], "target": "species",
-    "models": ["logistic_regression", "random_forest:n_estimators=100"],
-    "folds": 5, "seed": 0, "name": "iris-baseline",
-}
-
-
-class RunCreate(BaseModel):
-    """A training run: the options of ``fleetlearn train``."""
-
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [_RUN_EXAMPLE]})
-
-    datasets: list[str | DatasetRef] = Field(
-        min_length=1, description="Uploaded names (POST /v1/datasets) or paths inside the "
-        "server's data folder; an entry may be an object with its own target, task, models.")
-    target: str | dict[str, str] | None = Field(
-        None, description="The target column of every table, or {dataset: column}.")
-    task: Literal["classification", "regression"] | None = Field(
-        None, description="Detected from the target by default.")
-    models: list[str | dict[str, Any]] | None = Field(
-        None, description="As on the command line: 'random_forest', "
-        "'knn:n_neighbors=7', 'sklearn.ensemble.AdaBoostClassifier'. The task's default "
-        "set when omitted (see 'fleetlearn catalog').")
-    folds: int = Field(5, description="Cross-validation folds (at least 2).")
-    test_size: float = Field(0.2, description="Held-out test fraction, in (0, 1).")
-    metric: str | dict[Literal["classification", "regression"], str] | None = Field(
-        None, description="Primary metric (accuracy / r2 by default), or {task: metric}.")
-    seed: int = Field(0, ge=-(2**31), lt=2**31, description="Same seed, same scores.")
-    schedule: Literal["concurrent", "sequential"] = "concurrent"
-    curves: bool = Field(True, description="Learning curves for models without "
-                         "per-iteration metrics.")
-    name: str | None = Field(None, max_length=200, examples=["iris-baseline"])
 
 
 class RunStarted(BaseModel):

@@ -214,4 +214,4 @@ def test_upload_route_is_documented_in_openapi(api: TestClient) -> None:
     assert {"201", "409", "413", "422"} <= set(upload["responses"])
     run = spec["paths"]["/v1/runs"]["post"]
     assert run["responses"]["202"]
-    assert "examples" in spec["components"]["schemas"]["RunCreate"]
+    assert "examples" in spec["components"]["schemas"]["RunRequest"]

@@ -3,8 +3,8 @@
 No Ray here: the run is computed the way training computes it (the same tables read by
 ``load_dataset``, the same splits and seeds, real scikit-learn fits and scores) and
 journaled unit by unit with the registry's own API, with one model failing everywhere.
-The API's routes answer from the same registry over a real app, so each read model is
-checked against what the route it will replace answers today.
+The API's routes answer from the same registry over a real app: each answers its read
+model's ``to_dict()``, which is checked here route by route.
 """
 
 from __future__ import annotations
@@ -178,21 +178,17 @@ def test_first_line_takes_the_first_non_blank_line_and_cuts_it_to_the_limit() ->
 def test_the_three_failure_lists_show_the_same_error_text(
         world: tuple[Registry, TestClient, str, dict[str, Path], str],
         capsys: pytest.CaptureFixture[str]) -> None:
-    """`runs show` (cut at 200), the API's progress (500) and the report (300), before.
-
-    The API's site is ``run_progress`` in ``serving/_training.py``, which
-    ``insights.run_progress`` replaces when the lead swaps it in: until then the route
-    still cuts at 500, so its replacement is what is checked here.
-    """
+    """`runs show` (cut at 200), the API's progress (500) and the report (300), before:
+    now one rule (``first_line``), read from each site itself (the CLI, the route, the
+    report)."""
     reg, client, run_id, _, url = world
     expected = first_line(LONG_ERROR)
     assert 200 < len(expected) <= ERROR_LINE_CHARS < len(LONG_ERROR.splitlines()[0])
 
     assert main(["runs", "show", run_id, "--registry", url, "--json"]) == 0
     cli = json.loads(capsys.readouterr().out)["failures"]
-    api = run_progress(reg, run_id).to_dict()["failures"]
-    route = client.get(f"/v1/runs/{run_id}").json()["progress"]["failures"]
-    assert [first_line(f["error"]) for f in route] == [f["error"] for f in api]
+    api = client.get(f"/v1/runs/{run_id}").json()["progress"]["failures"]
+    assert api == run_progress(reg, run_id).to_dict()["failures"]
     report = collect_run(reg, run_id, test_split=False).failures
 
     texts = {"cli": [f["error"] for f in cli], "api": [f["error"] for f in api],
@@ -240,8 +236,6 @@ def test_run_detail_is_what_the_run_route_answers(
     reg, client, run_id, _, _ = world
     route = client.get(f"/v1/runs/{run_id}").json()
     assert route.pop("process") is None  # the launcher's part, which the API adds
-    for failure in route["progress"]["failures"]:  # the route still cuts at 500
-        failure["error"] = first_line(failure["error"])
     detail = run_detail(reg, run_id).to_dict()
     assert list(detail) == ["id", "name", "status", "error", "seed", "created_at",
                             "started_at", "finished_at", "datasets", "progress", "config"]

@@ -16,38 +16,30 @@ registry, so every API process sharing it answers the same.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
+from fleetlearn import insights
 from fleetlearn.api._uploads import resolve_dataset
 from fleetlearn.api.deps import LauncherDep, ReadKey, StateDep, TrainKey
 from fleetlearn.api.errors import ErrorBody, HttpError
-from fleetlearn.api.schemas import (
-    DatasetRef,
-    LeaderboardPublic,
-    RunCreate,
-    RunPublic,
-    RunsPublic,
-    RunStarted,
-)
-from fleetlearn.errors import ConfigError, NotFoundError
-from fleetlearn.registry import Registry, Run
+from fleetlearn.api.schemas import LeaderboardPublic, RunPublic, RunsPublic, RunStarted
+from fleetlearn.errors import NotFoundError
+from fleetlearn.registry import Registry
 from fleetlearn.training import (
     CANCEL_GRACE_S,
-    DatasetConfig,
     Launcher,
-    RunConfig,
-    plan_run_units,
+    RunOptions,
+    RunRequest,
     prepare,
-    run_leaderboard,
     run_units,
 )
 
-__all__ = ["router", "train_router", "run_config_from", "run_progress"]
+__all__ = ["router", "run_options_from", "train_router"]
 
 log = logging.getLogger("fleetlearn.serving")
 
@@ -56,88 +48,13 @@ router = APIRouter(prefix="/v1", tags=["runs"])
 train_router = APIRouter(prefix="/v1", tags=["runs"])
 
 
-# ----------------------------------------------------------------- checks
+# ----------------------------------------------------------------- answers
 
 
-def _target_of(ref: str, path: Path, entry: DatasetRef | None, target: Any) -> str:
-    if entry is not None and entry.target:
-        return entry.target
-    if isinstance(target, str) and target:
-        return target
-    if isinstance(target, dict):
-        for key in (ref, path.name, path.stem, str(path), entry.name if entry else None, "*"):
-            if key is not None and key in target:
-                return target[key]
-    raise ConfigError(f"No target column for dataset '{ref}': give \"target\": COLUMN for "
-                      f"every table, or {{\"{ref}\": COLUMN}}.")
-
-
-def run_config_from(body: RunCreate, data: Path) -> RunConfig:
-    """The :class:`~fleetlearn.training.RunConfig` of a request (ConfigError when bad)."""
-    entries = []
-    for item in body.datasets:
-        entry = item if isinstance(item, DatasetRef) else None
-        ref = entry.dataset if entry else str(item)
-        path = resolve_dataset(ref, data)
-        entries.append(DatasetConfig(
-            path=str(path), target=_target_of(ref, path, entry, body.target),
-            task=(entry.task if entry and entry.task else body.task),
-            name=entry.name if entry else None,
-            models=entry.models if entry else None))
-    try:
-        return RunConfig(datasets=entries, models=body.models, folds=body.folds,
-                         test_size=body.test_size, metric=body.metric, seed=body.seed,
-                         schedule=body.schedule, curves=body.curves, name=body.name)
-    except TypeError as exc:  # a value of the wrong kind that RunConfig compares
-        raise ConfigError(f"Invalid run options: {exc}.") from exc
-
-
-def _iso(value: Any) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
-def run_progress(registry: Registry, run: Run) -> dict[str, Any]:
-    """Units and trials done of a run, per dataset, with its failed units.
-
-    The total is planned the way training plans it (``plan_units``): per trial, the CV
-    folds, the final fit, and a learning-curve unit when curves are on and the model has
-    no per-iteration metric.
-    """
-    config = run.config or {}
-    names = {d.id: d.name for d in registry.run_datasets(run.id)}
-    trials = registry.list_trials(run.id)
-    models: dict[str, list[tuple[str, Any]]] = {}
-    for t in trials:
-        dname = names.get(t.dataset_id, str(t.dataset_id))
-        models.setdefault(dname, []).append((t.model_name, (t.spec or {}).get("iterative")))
-    planned = plan_run_units(models, int(config.get("folds") or 0),
-                             bool(config.get("final_fit", True)),
-                             bool(config.get("curves", True)))
-    per_trial: dict[tuple[str, str], int] = {}
-    for u in planned:
-        per_trial[(u.dataset, u.model)] = per_trial.get((u.dataset, u.model), 0) + 1
-    datasets = {d: {"units_done": 0, "units_total": 0} for d in models}
-    for u in planned:
-        datasets[u.dataset]["units_total"] += 1
-    failures = []
-    units_done = trials_done = 0
-    for t in trials:
-        dname = names.get(t.dataset_id, str(t.dataset_id))
-        done = len(t.units)
-        units_done += done
-        datasets[dname]["units_done"] += done
-        trials_done += done >= per_trial.get((dname, t.model_name), 0)
-        for unit_name, u in sorted(t.units.items()):
-            if u.status != "ok":
-                first = ((u.error or "unknown error").splitlines() or [""])[0]
-                failures.append({"dataset": dname, "model": t.model_name, "unit": unit_name,
-                                 "error": first[:500]})
-    total = len(planned)
-    return {"units_done": units_done, "units_total": total, "trials_done": trials_done,
-            "trials_total": len(trials), "fraction": round(units_done / total, 4) if total else 0.0,
-            "datasets": datasets, "failures": failures}
-
-
+def run_options_from(body: RunRequest, data: Path) -> RunOptions:
+    """The :class:`~fleetlearn.training.RunOptions` of a request, each dataset reference
+    resolved inside the data folder (``ConfigError``/``DataFileNotFoundError`` when bad)."""
+    return body.to_options(partial(resolve_dataset, data=data))
 
 
 def _process_public(proc: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -167,13 +84,11 @@ def _run_public(registry: Registry, launcher: Launcher, run_id: str) -> dict[str
             error = proc["error"] or f"the training process exited with code {proc['exit_code']}"
         return {"id": run_id, "name": None, "status": status, "error": error,
                 "process": _process_public(proc)}
-    datasets = [{"name": d.name, "rows": d.n_rows, "features": d.n_features, "task": d.task,
-                 "target": d.target} for d in registry.run_datasets(run.id)]
-    return {"id": run.id, "name": run.name, "status": run.status, "error": run.error,
-            "seed": run.seed, "created_at": _iso(run.created_at),
-            "started_at": _iso(run.started_at), "finished_at": _iso(run.finished_at),
-            "datasets": datasets, "progress": run_progress(registry, run),
-            "config": run.config, "process": _process_public(launcher.process(run.id, run))}
+    # launcher.check may have just marked a dead driver's run interrupted: the read
+    # model reads the registry again, so it answers that status.
+    answer = insights.run_detail(registry, run.id).to_dict()
+    answer["process"] = _process_public(launcher.process(run.id, run))
+    return answer
 
 
 # ----------------------------------------------------------------- routes
@@ -189,8 +104,8 @@ def _run_public(registry: Registry, launcher: Launcher, run_id: str) -> dict[str
     operation_id="startRun",
 )
 async def start_run(state: StateDep, launcher: LauncherDep, _: TrainKey,
-                    body: RunCreate) -> dict[str, Any]:
-    config = await asyncio.to_thread(run_config_from, body, state.settings.data_path)
+                    body: RunRequest) -> dict[str, Any]:
+    config = await asyncio.to_thread(run_options_from, body, state.settings.data_path)
     prepared = await asyncio.to_thread(prepare, config)
     total = len(run_units(prepared, config))
     warnings = [w for p in prepared for w in p.dataset.warnings] + [
@@ -209,17 +124,16 @@ def list_runs(
     status: Annotated[str | None, Query(
         pattern="^(starting|running|finished|failed|interrupted)$")] = None,
 ) -> dict[str, Any]:
-    runs = [launcher.check(r) for r in state.registry.list_runs(limit=limit)]
-    known = {r.id for r in runs}
+    # check() first: a dead driver's run is marked interrupted before it is listed.
+    for r in state.registry.list_runs(limit=limit):
+        launcher.check(r)
+    summaries = insights.run_summaries(state.registry, limit=limit)
+    known = {r.id for r in summaries}
     rows: list[dict[str, Any]] = [
         {"id": rid, "name": None, "status": "starting", "created_at": None,
          "finished_at": None, "error": None, "datasets": []}
         for rid in launcher.starting() if rid not in known]
-    for r in runs:
-        rows.append({"id": r.id, "name": r.name, "status": r.status,
-                     "created_at": _iso(r.created_at), "finished_at": _iso(r.finished_at),
-                     "error": r.error,
-                     "datasets": [d.name for d in state.registry.run_datasets(r.id)]})
+    rows += [r.to_dict() for r in summaries]
     if status is not None:
         rows = [r for r in rows if r["status"] == status]
     rows = rows[:limit]
@@ -241,11 +155,7 @@ def run_leaderboard_route(
     metric: Annotated[str | None, Query(description="Rank by this metric instead of the "
                                         "run's primary one")] = None,
 ) -> dict[str, Any]:
-    run = state.registry.get_run(run_id)
-    board = run_leaderboard(state.registry, run.id, metric=metric)
-    # pandas writes NaN, NA and inf as null, and numpy scalars as plain numbers.
-    rows = json.loads(board.to_json(orient="records")) if not board.empty else []
-    return {"run_id": run.id, "status": run.status, "rows": rows}
+    return insights.run_board(state.registry, run_id, metric=metric).to_dict()
 
 
 @train_router.post("/runs/{run_id}/cancel", response_model=RunPublic,
