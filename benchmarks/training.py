@@ -44,7 +44,7 @@ import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -312,6 +312,17 @@ class Work:
         return [(s, f) for s in self.specs for f in range(len(self.folds))]
 
 
+def _unique(names: Iterable[str]) -> list[str]:
+    """Model names made unique as ``prepare`` does (``knn``, ``knn-2``): copied, not
+    imported, since it is private to the training driver."""
+    seen: dict[str, int] = {}
+    out = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        out.append(name if seen[name] == 1 else f"{name}-{seen[name]}")
+    return out
+
+
 def load_work(path: Path, models: Sequence[str], folds: int, seed: int = 0) -> Work:
     """Load the table and plan the fits exactly as ``fleetlearn.training.prepare`` does."""
     from dataclasses import replace
@@ -319,7 +330,6 @@ def load_work(path: Path, models: Sequence[str], folds: int, seed: int = 0) -> W
     from fleetlearn.catalog import resolve_model
     from fleetlearn.data import load_dataset
     from fleetlearn.training import derive_seed, make_splits, split_seed
-    from fleetlearn.training._execute import _unique
 
     start = time.perf_counter()
     d = load_dataset(path, "target")
@@ -712,8 +722,7 @@ def tiny_run_unit(w: Work, fits: list[Any]) -> float:
     ``threadpool_limits``, warning capture, placement info.
     """
     from fleetlearn.evaluation import PRIMARY_METRIC
-    from fleetlearn.training import make_splits
-    from fleetlearn.training._tasks import run_unit
+    from fleetlearn.training import make_splits, run_unit
 
     bundle = {"X": w.X, "y": w.y, "schema": w.schema,
               "splits": make_splits(w.y, w.task, len(w.folds), 0.2, 0)}

@@ -16,6 +16,8 @@ from fleetlearn.catalog._entries import (
 )
 from fleetlearn.catalog._label_encoded import LabelEncodedClassifier
 from fleetlearn.catalog._resolve import (
+    LARGE_TABLE_ROWS,
+    SLOW_ON_LARGE_TABLES,
     default_models,
     parse_params,
     resolve_model,
@@ -25,7 +27,9 @@ from fleetlearn.catalog._spec import ModelSpec
 
 __all__ = [
     "CLASSIFICATION_DEFAULTS",
+    "LARGE_TABLE_ROWS",
     "REGRESSION_DEFAULTS",
+    "SLOW_ON_LARGE_TABLES",
     "LabelEncodedClassifier",
     "ModelSpec",
     "catalog_entries",

@@ -14,6 +14,7 @@ import typer
 
 from fleetlearn import __version__
 from fleetlearn.cli import catalog, keys, models, runs, serve, train
+from fleetlearn.cli._common import interrupted_message
 from fleetlearn.errors import FleetlearnError
 
 __all__ = ["app", "main"]
@@ -46,13 +47,6 @@ def version() -> None:
 def _interrupted(exc: BaseException) -> int:
     print(interrupted_message(exc), file=sys.stderr)
     return 130
-
-
-def interrupted_message(exc: BaseException) -> str:
-    """'interrupted', with the resume command when a run was going."""
-    run_id = getattr(exc, "run_id", None) or getattr(exc.__cause__, "run_id", None)
-    hint = f"; resume with: fleetlearn train --resume {run_id}" if run_id else ""
-    return f"interrupted{hint}"
 
 
 def _click_errors(name: str) -> tuple[type[BaseException], ...]:

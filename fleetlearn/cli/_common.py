@@ -72,3 +72,16 @@ def rows_table(rows: list[dict[str, Any]], title: str | None = None) -> Table:
     for row in rows:
         table.add_row(*(_fmt(v) for v in row.values()))
     return table
+
+
+def interrupted_message(exc: BaseException) -> str:
+    """'interrupted', with the resume command when a run was going.
+
+    Examples
+    --------
+    >>> interrupted_message(KeyboardInterrupt())
+    'interrupted'
+    """
+    run_id = getattr(exc, "run_id", None) or getattr(exc.__cause__, "run_id", None)
+    hint = f"; resume with: fleetlearn train --resume {run_id}" if run_id else ""
+    return f"interrupted{hint}"

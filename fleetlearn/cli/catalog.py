@@ -36,7 +36,9 @@ def catalog_command(
 
 
 def _note(entry: dict) -> str:
-    from fleetlearn.catalog._resolve import LARGE_TABLE_ROWS, SLOW_ON_LARGE_TABLES
+    # Imported on use, as in catalog_command: the catalog imports scikit-learn, which
+    # every other verb would pay for at start-up.
+    from fleetlearn.catalog import LARGE_TABLE_ROWS, SLOW_ON_LARGE_TABLES
     from fleetlearn.training import RunOptions
 
     if not entry["available"]:

@@ -18,7 +18,7 @@ import annotated_types
 import pandas as pd
 import typer
 
-from fleetlearn.cli._common import console, err_console, print_json
+from fleetlearn.cli._common import console, err_console, interrupted_message, print_json
 from fleetlearn.config import fleetlearn_home
 from fleetlearn.errors import ConfigError
 
@@ -181,9 +181,6 @@ def run_training(config: RunOptions | None, *, registry: str | None, address: st
                              quiet=quiet, run_id=run_id)
     except KeyboardInterrupt as exc:
         # Typer would turn this into a bare exit 130; say which run stopped and how to go on.
-        # Imported here: fleetlearn.cli imports this module while it starts.
-        from fleetlearn.cli import interrupted_message
-
         err_console.print(interrupted_message(exc))
         raise typer.Exit(130) from exc
 

@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from fleetlearn.training._ray import connect_ray
     from fleetlearn.training._results import compare_run, run_leaderboard, trial_rows
     from fleetlearn.training._seeds import derive_seed
+    from fleetlearn.training._tasks import run_unit
 
 _EXPORTS = {
     "CANCEL_GRACE_S": "_launcher",
@@ -81,6 +82,7 @@ _EXPORTS = {
     "run_leaderboard": "_results",
     "trial_rows": "_results",
     "derive_seed": "_seeds",
+    "run_unit": "_tasks",
 }
 
 __all__ = [
@@ -110,6 +112,7 @@ __all__ = [
     "plan_units",
     "prepare",
     "run_leaderboard",
+    "run_unit",
     "run_units",
     "split_seed",
     "target_for",

@@ -16,15 +16,12 @@ import fleetlearn
 
 ROOT = Path(fleetlearn.__file__).parent
 
-#: Known violations outside the API's area, each with who removes it; the lead empties
-#: these after merging issue 8. (importer, imported private module)
-ALLOWED_PRIVATE: set[tuple[str, str]] = {
-    # The lead (CLI): the catalog's large-table constants as public names.
-    ("fleetlearn.cli.catalog", "fleetlearn.catalog._resolve"),
-}
-#: Known cycles, same rule. The run-options helper (issue 8 item 2) moves
-#: ``interrupted_message`` out of ``fleetlearn/cli/__init__`` (cli.train imports it back).
-ALLOWED_CYCLES: list[list[str]] = [["fleetlearn.cli", "fleetlearn.cli.train"]]
+#: Known violations, each with who removes it (none left after issue 8; a new entry
+#: needs a reason). (importer, imported private module)
+ALLOWED_PRIVATE: set[tuple[str, str]] = set()
+#: Known cycles, same rule.
+ALLOWED_CYCLES: list[list[str]] = []
+BENCHMARKS = ROOT.parent / "benchmarks"
 
 
 def _module_name(path: Path) -> str:
@@ -150,3 +147,15 @@ def test_a_cycle_and_a_private_import_are_caught() -> None:
              "fleetlearn.b": {"fleetlearn.b._x"}}
     assert _cycles(graph) == [["fleetlearn.a", "fleetlearn.b._x"]]
     assert _private_violations(graph) == {("fleetlearn.a", "fleetlearn.b._x")}
+
+
+def test_no_benchmark_imports_a_private_module() -> None:
+    # A benchmark measures what users run: through the packages' public names.
+    known = set(_modules())
+    found = []
+    for path in sorted(BENCHMARKS.glob("*.py")):
+        imports = _imports(f"benchmarks.{path.stem}", path, known)
+        found += [(path.name, m) for m in sorted(imports)
+                  if any(p.startswith("_") and not p.startswith("__")
+                         for p in m.split(".")[1:])]
+    assert found == [], f"benchmarks importing private modules: {found}"
