@@ -54,6 +54,11 @@ class ModelVersionPublic(BaseModel):
     input_schema: dict[str, Any]
     artifact_digest: str
     artifact_size: int
+    artifact_types: list[str] | None = Field(
+        None, examples=[["numpy.ndarray", "sklearn.ensemble._forest.RandomForestClassifier"]],
+        description="Every type the artifact holds, recorded at registration (sorted; "
+        "null for versions registered before fleetlearn recorded them). Loading checks "
+        "each against the exact allow-list.")
     tags: dict[str, Any]
     description: str | None
     created_at: str

@@ -22,6 +22,7 @@ SETTINGS_OPTIONS = {
     "max_models": ("max_models", "--max-models"),
     "max_cache_mb": ("max_cache_mb", "--max-cache-mb"),
     "batch_wait_ms": ("batch_wait_ms", "--batch-wait-ms"),
+    "trust": ("trusted_types", "--trust"),
 }
 
 
@@ -57,6 +58,10 @@ def serve_command(
     max_cache_mb: Annotated[float, typer.Option(help="Most artifact MiB in memory.")] = 2048.0,
     batch_wait_ms: Annotated[float, typer.Option(
         help="Under load, how long a prediction may wait for others to share its call.")] = 2.0,
+    trust: Annotated[list[str] | None, typer.Option(
+        help="Also load artifacts holding this exact type (e.g. "
+             "mypackage.models.MyClassifier); repeatable. Adds to "
+             "FLEETLEARN_TRUSTED_TYPES; prefixes are refused.")] = None,
     tls_cert: Annotated[Path | None, typer.Option(help="PEM certificate: serve HTTPS.")] = None,
     tls_key: Annotated[Path | None, typer.Option(help="PEM private key of --tls-cert.")] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning, error.")] = "info",
@@ -88,7 +93,8 @@ def serve_command(
             raise ConfigError(f"TLS file not found: {path}.")
     options = dict(host=host, port=port, registry=registry, auth=auth,
                    preload=list(preload or []), max_rows=max_rows, max_models=max_models,
-                   max_cache_mb=max_cache_mb, batch_wait_ms=batch_wait_ms)
+                   max_cache_mb=max_cache_mb, batch_wait_ms=batch_wait_ms,
+                   trust=list(trust or []))
     # Precedence: an option typed > FLEETLEARN_SERVE_<NAME> > the default (see
     # ServeSettings); errors name the option or the variable the bad value came from.
     settings = ServeSettings(_flags={name: flag for name, flag in SETTINGS_OPTIONS.values()},

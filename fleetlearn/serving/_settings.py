@@ -25,6 +25,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, Settin
 
 from fleetlearn.config import fleetlearn_home
 from fleetlearn.errors import ConfigError, did_you_mean
+from fleetlearn.registry import check_trusted_names
 
 __all__ = ["ServeSettings", "is_loopback"]
 
@@ -83,6 +84,12 @@ class ServeSettings(BaseSettings):
         Where uploaded datasets are stored; ``<home>/data`` by default.
     ray_address : str, optional
         Ray cluster for runs started through the API; embedded local Ray by default.
+    trusted_types : list of str
+        Exact type names (``mypackage.models.MyClassifier``) whose artifacts the model
+        cache also loads, added to the allow-list and to ``FLEETLEARN_TRUSTED_TYPES``.
+        In the environment: comma-separated
+        (``FLEETLEARN_SERVE_TRUSTED_TYPES=mypkg.A,mypkg.B``); module prefixes are
+        refused.
 
     Raises
     ------
@@ -124,6 +131,8 @@ class ServeSettings(BaseSettings):
     upload_max_mb: float = Field(512.0, gt=0)
     data_dir: str | None = None
     ray_address: str | None = None
+    # NoDecode, as preload: comma-separated in the environment.
+    trusted_types: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     def __init__(self, *, _flags: Mapping[str, str] | None = None, **values: Any) -> None:
         # ``_flags`` ({field: "--option"}) lets the CLI's error name the option typed,
@@ -135,12 +144,19 @@ class ServeSettings(BaseSettings):
         except SettingsError as exc:  # an environment value pydantic-settings cannot read
             raise ConfigError(f"{exc}. Fix or unset that {ENV_PREFIX}* variable.") from None
 
-    @field_validator("preload", mode="before")
+    @field_validator("preload", "trusted_types", mode="before")
     @classmethod
     def _split_preload(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("trusted_types")
+    @classmethod
+    def _exact_types(cls, value: list[str]) -> list[str]:
+        # A ConfigError passes through pydantic as it is: one line naming the prefix.
+        return list(check_trusted_names(
+            value, source=f"trusted_types (--trust or {ENV_PREFIX}TRUSTED_TYPES)"))
 
     @model_validator(mode="after")
     def _keys_off_loopback(self) -> ServeSettings:

@@ -63,6 +63,7 @@ class ServingState:
             on_load=self._loaded,
             on_evict=self._evicted,
             on_failure=self._load_failed,
+            trusted=settings.trusted_types,
         )
         self._keys: dict[str, tuple[ApiKey | None, float]] = {}
         self._key_used: dict[int, datetime] = {}

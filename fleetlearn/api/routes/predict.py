@@ -39,8 +39,17 @@ def _split_ref(raw: str, version: int | None) -> tuple[str, int | None, str | No
     summary="Predict with a model: latest version, name@alias, or ?version=N",
     openapi_extra={"requestBody": PREDICT_REQUEST_SCHEMA},
     operation_id="predict",
-    responses={413: {"model": ErrorBody, "description": "The body is over the server's "
-                     "limit (max_body_mb)."}},
+    responses={
+        413: {"model": ErrorBody, "description": "The body is over the server's "
+              "limit (max_body_mb)."},
+        # 500, not 503: the fault is this one model's stored artifact (tampered, missing,
+        # or holding an untrusted type), which a retry would hit again; every other
+        # model keeps answering. The body names it (error ArtifactIntegrityError).
+        500: {"model": ErrorBody, "description": "Internal error; or this model's stored "
+              "artifact failed its integrity or trust check (error "
+              "'ArtifactIntegrityError', the message names the model and the failure): "
+              "do not retry, another model or version still answers."},
+    },
 )
 async def predict_route(
     request: Request, _: PredictKey,
