@@ -333,6 +333,20 @@ class Client:
         return self._json("GET", _path("/v1/runs", run_id, "leaderboard"),
                           params=_params(metric=metric))["rows"]
 
+    def report(self, run_id: str, metric: str | None = None, alpha: float = 0.05, *,
+               test_split: bool = True, timeout: float | None = 300.0) -> str:
+        """A run's report (``GET /v1/runs/{id}/report``): one self-contained HTML document.
+
+        Examples
+        --------
+        >>> html = client.report("3f2a9c")    # doctest: +SKIP
+        >>> Path("report.html").write_text(html, encoding="utf-8")    # doctest: +SKIP
+        """
+        params = _params(metric=metric, alpha=alpha,
+                         test_split=None if test_split else "false")
+        return self._request("GET", _path("/v1/runs", run_id, "report"), params=params,
+                             timeout=timeout).text
+
     def compare(self, run_id: str, metric: str | None = None,
                 alpha: float = 0.05) -> dict[str, Any]:
         """A run's significance comparison: ``leaderboard`` rows with ``tied_with_best``,

@@ -32,7 +32,17 @@ from fleetlearn.api.errors import (
     status_of,
     validation_error,
 )
-from fleetlearn.api.routes import datasets, health, insights, keys, models, predict, runs, stats
+from fleetlearn.api.routes import (
+    datasets,
+    health,
+    insights,
+    keys,
+    models,
+    predict,
+    reports,
+    runs,
+    stats,
+)
 from fleetlearn.errors import FleetlearnError
 from fleetlearn.serving import ServeSettings, ServingState
 
@@ -302,7 +312,9 @@ def create_app(settings: ServeSettings | None = None, state: ServingState | None
     routers = [health.router, models.router, predict.router, stats.router, keys.router,
                datasets.router, runs.router, insights.router]
     if training:
-        routers += [datasets.train_router, runs.train_router]
+        # Reports too: they reload the run's tables and cost seconds of CPU (see
+        # routes/reports.py), not a replica's job.
+        routers += [datasets.train_router, runs.train_router, reports.router]
     for router in (*routers, *(extra_routers or [])):
         app.include_router(router)
     app.add_middleware(_Instrument)

@@ -6,22 +6,54 @@ from __future__ import annotations
 
 import re
 import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import uvicorn
 from sklearn.datasets import load_diabetes, load_iris, load_wine
 
 import fleetlearn
 import fleetlearn.training
+from fleetlearn.api import create_app
+from fleetlearn.client import Client
+from fleetlearn.errors import ApiError
 from fleetlearn.registry import Registry
 from fleetlearn.reports import SECTIONS, build_report, collect_run, run_figures
+from fleetlearn.serving import ServeSettings
 
 pytestmark = pytest.mark.usefixtures("ray_session")
 
 CLASSIFIERS = ["logistic_regression", "gradient_boosting:n_estimators=15", "decision_tree"]
 REGRESSORS = ["ridge", "decision_tree:max_depth=4"]
+
+
+@contextmanager
+def _server() -> Iterator[str]:
+    """``fleetlearn serve``'s app on a loopback port, over the home's registry."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = uvicorn.Config(create_app(ServeSettings(port=port, stats_flush_s=3600.0)),
+                            host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
 
 
 def _train(tables: dict[str, Path], seed: int) -> str:
@@ -109,6 +141,19 @@ def test_report_of_a_real_run(tables: dict[str, Path], home: Path, tmp_path: Pat
     assert re.findall(r"<(?:script|link)[^>]+(?:src|href)=", text) == []
     assert "iris-logistic_regression:2" in text  # lineage lists this run's versions
     assert reg.get_model_version("iris-decision_tree", 1).run_id == first
+
+    # The same report over HTTP (GET /v1/runs/{id}/report, through the Client): every
+    # figure and section the CLI's has, self-contained.
+    with _server() as url, Client(url) as client:
+        served = client.report(second[:8])
+        with pytest.raises(ApiError) as missing:
+            client.report("0" * 12)
+    assert missing.value.status == 404
+    for section in SECTIONS:
+        assert f"<section id='{section}'>" in served
+    assert {k for k in figures if f'id="{k}"' in served} == set(figures)
+    assert len(re.findall(r"\* plotly\.js v\d", served)) == 1
+    assert re.findall(r"<(?:script|link)[^>]+(?:src|href)=", served) == []
 
 
 def test_report_skips_test_figures_when_a_table_is_gone_or_changed(
