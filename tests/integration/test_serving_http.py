@@ -1,7 +1,7 @@
 """``fleetlearn serve`` as users run it: a real process, real sockets, real HTTP(S).
 
 The models are registered directly in the home's registry, exactly as training
-registers them (tests/serving_fixtures.py), so no Ray is needed here.
+registers them (tests/model_fixtures.py), so no Ray is needed here.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pandas as pd
 import pytest
-from serving_fixtures import free_port, mixed_frame, open_registry, records_of, serving_registry
+from model_fixtures import free_port, mixed_frame, open_registry, records_of, serving_registry
 
 from fleetlearn.data import Schema, coerce_frame
 
