@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 from model_fixtures import (
@@ -29,13 +30,14 @@ from model_fixtures import (
 from prometheus_client.parser import text_string_to_metric_families
 
 from fleetlearn.api import create_app
+from fleetlearn.data import coerce_frame
 from fleetlearn.registry import Registry
 from fleetlearn.serving import ServeSettings, ServingState
 
 __all__ = [
     "PREDICT", "ROLES", "template", "home", "models", "registry", "client", "keys",
     "settings_for", "serve", "state_of", "toy_records", "house_records", "is_error", "poll",
-    "metrics_of", "sample",
+    "metrics_of", "sample", "pipeline_says",
 ]
 
 PREDICT = "/v1/models/{}/predict"
@@ -157,3 +159,8 @@ def keys(home: Path) -> dict[str, str]:
     reg.close()
     return out
 
+
+def pipeline_says(models: ServingModels, name: str, records: list[dict[str, Any]]) -> list:
+    """What the fitted pipeline behind ``name`` predicts for ``records`` (the expected answer)."""
+    ds = models.datasets["toy" if name.startswith("toy") else "house"]
+    return models.pipelines[name].predict(coerce_frame(pd.DataFrame(records), ds.schema)).tolist()

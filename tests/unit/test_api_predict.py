@@ -8,7 +8,6 @@ in tests/api_fixtures.py.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 from api_fixtures import (
@@ -16,6 +15,7 @@ from api_fixtures import (
     house_records,
     is_error,
     metrics_of,
+    pipeline_says,
     sample,
     serve,
     toy_records,
@@ -32,13 +32,6 @@ from fleetlearn.data import coerce_frame
 from fleetlearn.registry import Registry
 
 
-def _pipeline_says(models: ServingModels, name: str, records: list[dict[str, Any]]) -> list:
-    import pandas as pd
-
-    ds = models.datasets["toy" if name.startswith("toy") else "house"]
-    return models.pipelines[name].predict(coerce_frame(pd.DataFrame(records), ds.schema)).tolist()
-
-
 def test_version_in_path_and_query_is_refused(client: TestClient) -> None:
     body = is_error(client.post(PREDICT.format("toy-logreg:1") + "?version=1",
                                  json={"records": toy_records(1)}), 422)
@@ -49,7 +42,7 @@ def test_regression_answers_numbers_and_refuses_probabilities(
         client: TestClient, models: ServingModels) -> None:
     records = house_records(4)
     body = client.post(PREDICT.format("house-ridge"), json={"records": records}).json()
-    assert body["predictions"] == pytest.approx(_pipeline_says(models, "house-ridge", records))
+    assert body["predictions"] == pytest.approx(pipeline_says(models, "house-ridge", records))
     refused = is_error(client.post(PREDICT.format("house-ridge"),
                                     json={"records": records, "return_proba": True}),
                         422, "InputError")
@@ -57,11 +50,12 @@ def test_regression_answers_numbers_and_refuses_probabilities(
     assert "drop return_proba" in refused["detail"]
 
 
-def test_unseen_categories_are_answered_and_counted(client: TestClient) -> None:
+def test_unseen_categories_are_answered_and_counted(client: TestClient,
+                                                    models: ServingModels) -> None:
     records = toy_records(3)
     records[0]["color"], records[2]["color"] = "purple", "teal"
     body = client.post(PREDICT.format("toy-logreg"), json={"records": records}).json()
-    assert len(body["predictions"]) == 3
+    assert body["predictions"] == pipeline_says(models, "toy-logreg", records)
     assert body["unseen_categories"] == {"color": 2}
     metrics = metrics_of(client)
     assert sample(metrics, "fleetlearn_unseen_categories_total", model="toy-logreg",
@@ -69,9 +63,17 @@ def test_unseen_categories_are_answered_and_counted(client: TestClient) -> None:
 
 
 def test_target_and_dropped_columns_may_be_sent(client: TestClient) -> None:
-    records = records_of(mixed_frame(2, seed=4))  # with label and row_id
-    assert client.post(PREDICT.format("toy-logreg"),
-                       json={"records": records}).status_code == 200
+    """The extra columns are ignored: the answer is the same request's without them."""
+    records = records_of(mixed_frame(6, seed=4))  # with label and row_id
+    assert {"label", "row_id"} <= set(records[0])
+    with_extra = client.post(PREDICT.format("toy-logreg"),
+                             json={"records": records, "return_proba": True})
+    assert with_extra.status_code == 200, with_extra.text
+    without = client.post(PREDICT.format("toy-logreg"), json={
+        "records": records_of(mixed_frame(6, seed=4), drop=("label", "row_id")),
+        "return_proba": True}).json()
+    assert with_extra.json() == without
+    assert len(without["predictions"]) == 6
 
 
 def test_bad_input_lists_every_problem(client: TestClient) -> None:
@@ -111,8 +113,10 @@ def test_too_many_rows_and_too_big_bodies_are_413(home: Path) -> None:
         big = {"records": toy_records(1), "pad": "x" * 4000}
         body = is_error(client.post(PREDICT.format("toy-logreg"), json=big), 413)
         assert body["errors"][0]["type"] == "too_large"
-        assert client.post(PREDICT.format("toy-logreg"),
-                           json={"records": toy_records(3)}).status_code == 200
+        at_the_bound = client.post(PREDICT.format("toy-logreg"),
+                                   json={"records": toy_records(3)})
+        assert at_the_bound.status_code == 200, at_the_bound.text
+        assert len(at_the_bound.json()["predictions"]) == 3
 
 
 def test_values_that_overflow_the_model_are_422_not_500(client: TestClient) -> None:
@@ -124,7 +128,7 @@ def test_values_that_overflow_the_model_are_422_not_500(client: TestClient) -> N
 
 
 def test_a_regressor_overflowing_on_huge_inputs_is_422_naming_the_row(
-        client: TestClient) -> None:
+        client: TestClient, models: ServingModels) -> None:
     """A linear model answers inf/NaN on huge finite inputs: never a silent null."""
     records = house_records(3)
     column = next(k for k, v in records[1].items() if isinstance(v, float))
@@ -135,6 +139,8 @@ def test_a_regressor_overflowing_on_huge_inputs_is_422_naming_the_row(
     ok = client.post(PREDICT.format("house-ridge"), json={"records": house_records(3)})
     assert ok.status_code == 200
     assert all(isinstance(p, float) for p in ok.json()["predictions"])
+    assert ok.json()["predictions"] == pytest.approx(
+        pipeline_says(models, "house-ridge", house_records(3)))
 
 
 def test_predict_latest_answers_like_the_pipeline(client: TestClient,
@@ -143,7 +149,7 @@ def test_predict_latest_answers_like_the_pipeline(client: TestClient,
     body = client.post(PREDICT.format("toy-forest"), json={"records": records}).json()
     assert body["model"] == "toy-forest"
     assert body["version"] == 1
-    assert body["predictions"] == _pipeline_says(models, "toy-forest", records)
+    assert body["predictions"] == pipeline_says(models, "toy-forest", records)
     assert "probabilities" not in body or body["probabilities"] is None
 
 
@@ -152,7 +158,7 @@ def test_predict_columns_layout(client: TestClient, models: ServingModels) -> No
     columns = list(records[0])
     body = client.post(PREDICT.format("toy-logreg"), json={
         "columns": columns, "data": [[r[c] for c in columns] for r in records]}).json()
-    assert body["predictions"] == _pipeline_says(models, "toy-logreg", records)
+    assert body["predictions"] == pipeline_says(models, "toy-logreg", records)
 
 
 def test_predict_with_probabilities_keyed_by_class(client: TestClient,
