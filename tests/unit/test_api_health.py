@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from api_fixtures import (
     PREDICT,
+    house_records,
     metrics_of,
     poll,
     sample,
@@ -40,6 +41,8 @@ def test_readyz_reports_registry_and_loaded_models(client: TestClient) -> None:
     assert body["status"] == "ready"
     assert body["registry_stamp"]
     assert body["models_loaded"] == 0
+    client.post(PREDICT.format("house-ridge"), json={"records": house_records(1)})
+    assert client.get("/readyz").json()["models_loaded"] == 1
 
 
 def test_preloaded_models_are_in_memory_before_the_first_request(home: Path) -> None:
@@ -50,7 +53,10 @@ def test_preloaded_models_are_in_memory_before_the_first_request(home: Path) -> 
         metrics = metrics_of(client)
         assert sample(metrics, "fleetlearn_model_load_seconds_count",
                        model="toy-logreg", version="1") == 1
-        client.post(PREDICT.format("toy-logreg@prod"), json={"records": toy_records()})
+        body = client.post(PREDICT.format("toy-logreg@prod"),
+                           json={"records": toy_records()}).json()
+        assert (body["model"], body["version"], len(body["predictions"])) == (
+            "toy-logreg", 1, 3)
         assert state_of(client).cache.loads == 2  # served from memory
 
 
@@ -108,7 +114,10 @@ def test_openapi_documents_every_route(client: TestClient) -> None:
         assert path in paths, path
     body = paths["/v1/models/{name}/predict"]["post"]["requestBody"]["content"]
     assert set(body["application/json"]["examples"]) == {"records", "columns"}
-    assert client.get("/docs").status_code == 200
+    docs = client.get("/docs")
+    assert docs.status_code == 200
+    assert "SwaggerUIBundle" in docs.text
+    assert "/openapi.json" in docs.text
 
 
 def test_docs_page_works_offline(client: TestClient) -> None:

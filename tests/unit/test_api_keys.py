@@ -16,12 +16,13 @@ from api_fixtures import (
     PREDICT,
     ROLES,
     is_error,
+    pipeline_says,
     serve,
     settings_for,
     toy_records,
 )
 from fastapi.testclient import TestClient
-from model_fixtures import open_registry
+from model_fixtures import ServingModels, open_registry
 
 from fleetlearn.errors import ConfigError
 from fleetlearn.serving import ServeSettings, ServingState
@@ -59,6 +60,8 @@ def test_every_route_checks_the_role(home: Path, keys: dict[str, str]) -> None:
                 response = call({"authorization": f"Bearer {keys[role]}"})
                 if ROLES.index(role) >= ROLES.index(needed):
                     assert response.status_code < 300, (needed, role, response.text)
+                    if response.headers.get("content-type") == "application/json":
+                        assert "error" not in response.json(), (needed, role, response.text)
                 else:
                     body = is_error(response, 403, "Forbidden")
                     assert f"role '{role}'" in body["detail"]
@@ -77,8 +80,8 @@ def test_missing_unknown_and_revoked_keys_are_401(home: Path, keys: dict[str, st
                 assert response.headers["www-authenticate"] == "Bearer"
                 assert "key" in body["detail"]
         # Health checks stay open for load balancers.
-        assert client.get("/healthz").status_code == 200
-        assert client.get("/readyz").status_code == 200
+        assert client.get("/healthz").json() == {"status": "ok"}
+        assert client.get("/readyz").json()["status"] == "ready"
 
 
 def test_key_revoked_while_serving_stops_working(home: Path, keys: dict[str, str],
@@ -86,31 +89,42 @@ def test_key_revoked_while_serving_stops_working(home: Path, keys: dict[str, str
     monkeypatch.setattr("fleetlearn.serving._state.KEY_CACHE_S", 0.0)
     headers = {"authorization": f"Bearer {keys['predict']}"}
     with serve(home) as client:
-        assert client.get("/v1/models", headers=headers).status_code == 200
+        listed = client.get("/v1/models", headers=headers).json()["data"]
+        assert {m["name"] for m in listed} == {"toy-logreg", "toy-forest", "house-ridge"}
         open_registry(home).revoke_api_key("predict-key")
         is_error(client.get("/v1/models", headers=headers), 401)
 
 
-def test_key_routes_create_list_revoke(home: Path, keys: dict[str, str],
+def test_key_routes_create_list_revoke(home: Path, keys: dict[str, str], models: ServingModels,
                                        monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("fleetlearn.serving._state.KEY_CACHE_S", 0.0)
     admin = {"authorization": f"Bearer {keys['admin']}"}
     with serve(home) as client:
         created = client.post("/v1/keys", json={"name": "ci", "role": "predict"}, headers=admin)
-        assert created.status_code == 201
+        assert created.status_code == 201, created.text
+        assert (created.json()["name"], created.json()["role"]) == ("ci", "predict")
         secret = created.json()["key"]
         assert secret.startswith("flk_")
         assert created.json()["prefix"] == secret[:8]
         mine = {"authorization": f"Bearer {secret}"}
-        assert client.post(PREDICT.format("toy-logreg"), json={"records": toy_records(1)},
-                           headers=mine).status_code == 200
+        # The new key works on the next request, and that request is answered in full.
+        answer = client.post(PREDICT.format("toy-logreg"), json={"records": toy_records(2)},
+                             headers=mine)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["predictions"] == pipeline_says(models, "toy-logreg",
+                                                             toy_records(2))
         listed = client.get("/v1/keys", headers=admin).json()
         assert {k["name"] for k in listed} == {"ci", *(f"{r}-key" for r in ROLES)}
         assert all("key" not in k and "key_hash" not in k for k in listed)
+        (ci,) = [k for k in listed if k["name"] == "ci"]
+        assert (ci["role"], ci["prefix"], ci["revoked_at"]) == ("predict", secret[:8], None)
         every = client.get("/v1/keys?include_revoked=true", headers=admin).json()
         assert "old" in {k["name"] for k in every}
         revoked = client.delete("/v1/keys/ci", headers=admin).json()
+        assert (revoked["name"], revoked["role"]) == ("ci", "predict")
         assert revoked["revoked_at"] is not None
+        stored = {k.name: k for k in open_registry(home).list_api_keys(include_revoked=True)}
+        assert stored["ci"].revoked_at is not None
         is_error(client.get("/v1/models", headers=mine), 401)
         is_error(client.post("/v1/keys", json={"name": "y", "role": "root"}, headers=admin),
                   422)
@@ -128,11 +142,14 @@ def test_auto_auth_turns_on_once_a_key_exists(home: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("fleetlearn.serving._state.KEY_CACHE_S", 0.0)
     with serve(home) as client:
-        assert client.get("/v1/models").status_code == 200  # loopback, no keys: open
+        open_list = client.get("/v1/models")  # loopback, no keys: open
+        assert open_list.status_code == 200, open_list.text
+        assert open_list.json()["count"] == 3
         created = client.post("/v1/keys", json={"name": "first", "role": "admin"}).json()
+        assert (created["name"], created["role"]) == ("first", "admin")
         is_error(client.get("/v1/models"), 401)
         headers = {"authorization": f"Bearer {created['key']}"}
-        assert client.get("/v1/models", headers=headers).status_code == 200
+        assert client.get("/v1/models", headers=headers).json() == open_list.json()
         assert client.get("/v1/info", headers=headers).json()["auth_required"] is True
 
 
@@ -143,7 +160,9 @@ def test_auth_on_requires_keys_even_on_loopback(home: Path) -> None:
 
 def test_auth_off_never_asks_for_keys_on_loopback(home: Path, keys: dict[str, str]) -> None:
     with serve(home, auth="off") as client:
-        assert client.get("/v1/keys").status_code == 200
+        listed = client.get("/v1/keys")
+        assert listed.status_code == 200, listed.text
+        assert {k["name"] for k in listed.json()} == {f"{r}-key" for r in ROLES}
 
 
 def test_non_loopback_requires_keys_even_without_any(home: Path) -> None:

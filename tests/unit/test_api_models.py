@@ -38,8 +38,10 @@ def test_model_versions_and_aliases(client: TestClient, registry: Registry,
     register(registry, "toy-logreg", models.pipelines["toy-logreg"], models.datasets["toy"])
     body = client.get("/v1/models/toy-logreg").json()
     assert body["name"] == "toy-logreg"
-    assert body["aliases"] == {"prod": 1}
+    assert body["aliases"] == {"prod": 1} == registry.aliases("toy-logreg")
     assert [(v["version"], v["aliases"]) for v in body["versions"]] == [(1, ["prod"]), (2, [])]
+    assert [v["artifact_digest"] for v in body["versions"]] == [
+        registry.get_model_version("toy-logreg", n).artifact_digest for n in (1, 2)]
 
 
 def test_version_detail_has_lineage_schema_and_digest(client: TestClient,
@@ -65,15 +67,19 @@ def test_unknown_model_is_404_with_a_suggestion(client: TestClient) -> None:
                      client.get("/v1/models/toy-logrge/versions/1"),
                      client.post(PREDICT.format("toy-logrge"), json={"records": toy_records()})):
         body = is_error(response, 404, "NotFoundError")
-        assert "Did you mean 'toy-logreg'?" in body["detail"]
+        assert "'toy-logrge'" in body["detail"], body  # names the missing model...
+        assert "Did you mean 'toy-logreg'?" in body["detail"]  # ...and the close one
 
 
 def test_unknown_version_is_404_listing_the_versions(client: TestClient) -> None:
     body = is_error(client.get("/v1/models/toy-logreg/versions/7"), 404, "NotFoundError")
     assert "Existing versions: 1" in body["detail"]
-    is_error(client.post(PREDICT.format("toy-logreg") + "?version=7",
-                          json={"records": toy_records()}), 404)
-    is_error(client.get("/v1/models/toy-logreg/versions/0"), 422)
+    body = is_error(client.post(PREDICT.format("toy-logreg") + "?version=7",
+                                json={"records": toy_records()}), 404, "NotFoundError")
+    assert "7" in body["detail"], body
+    assert "Existing versions: 1" in body["detail"]
+    body = is_error(client.get("/v1/models/toy-logreg/versions/0"), 422, "ValidationError")
+    assert "version" in body["detail"], body
 
 
 def test_alias_put_and_delete(client: TestClient, registry: Registry,
@@ -122,11 +128,17 @@ def test_new_version_is_served_without_restart(client: TestClient, registry: Reg
     poll(lambda: latest() == 1)
 
 
-def test_models_lists_latest_versions_with_scores(client: TestClient) -> None:
+def test_models_lists_latest_versions_with_scores(client: TestClient,
+                                                  registry: Registry) -> None:
     body = client.get("/v1/models").json()
     assert body["count"] == 3
     rows = {r["name"]: r for r in body["data"]}
     assert set(rows) == {"toy-logreg", "toy-forest", "house-ridge"}
+    for name, row in rows.items():  # each listed version and its aliases are the registry's
+        latest = registry.get_model_version(name)
+        assert row["version"] == latest.version, name
+        assert row["aliases"] == sorted(a for a, v in registry.aliases(name).items()
+                                        if v == latest.version), name
     assert rows["toy-logreg"]["aliases"] == ["prod"]
     assert rows["toy-logreg"]["task"] == "classification"
     assert rows["toy-logreg"]["dataset"] == "toy"
@@ -177,6 +189,8 @@ def test_models_alias_filter_lists_the_aliased_version(client: TestClient, regis
 
 
 def test_models_bad_filter_is_422(client: TestClient) -> None:
-    is_error(client.get("/v1/models?task=clustering"), 422, "ValidationError")
-    is_error(client.get("/v1/models?limit=0"), 422)
+    body = is_error(client.get("/v1/models?task=clustering"), 422, "ValidationError")
+    assert "task" in body["detail"], body
+    body = is_error(client.get("/v1/models?limit=0"), 422, "ValidationError")
+    assert "limit" in body["detail"], body
 
