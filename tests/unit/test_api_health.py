@@ -52,7 +52,7 @@ def test_preloaded_models_are_in_memory_before_the_first_request(home: Path) -> 
         assert ready.json()["models_loaded"] == 2
         metrics = metrics_of(client)
         assert sample(metrics, "fleetlearn_model_load_seconds_count",
-                       model="toy-logreg", version="1") == 1
+                      model="toy-logreg", version="1") == 1
         body = client.post(PREDICT.format("toy-logreg@prod"),
                            json={"records": toy_records()}).json()
         assert (body["model"], body["version"], len(body["predictions"])) == (
@@ -75,8 +75,8 @@ def test_readyz_loads_a_preloaded_alias_that_moved(home: Path, registry: Registr
                  models.datasets["toy"])
         registry.set_alias("toy-logreg", "prod", 2)
         poll(lambda: client.get("/readyz").status_code == 200
-              and state_of(client).cache.peek(registry.get_model_version("toy-logreg", 2))
-              is not None)
+             and state_of(client).cache.peek(registry.get_model_version("toy-logreg", 2))
+             is not None)
 
 
 def test_every_4xx_has_detail_and_error(client: TestClient) -> None:

@@ -127,7 +127,7 @@ def test_key_routes_create_list_revoke(home: Path, keys: dict[str, str], models:
         assert stored["ci"].revoked_at is not None
         is_error(client.get("/v1/models", headers=mine), 401)
         is_error(client.post("/v1/keys", json={"name": "y", "role": "root"}, headers=admin),
-                  422)
+                 422)
         is_error(client.delete("/v1/keys/nobody", headers=admin), 404, "NotFoundError")
 
 

@@ -94,7 +94,7 @@ def test_alias_put_and_delete(client: TestClient, registry: Registry,
     assert client.delete("/v1/models/toy-logreg/aliases/prod").status_code == 204
     assert registry.aliases("toy-logreg") == {}
     gone = is_error(client.post(PREDICT.format("toy-logreg@prod"),
-                                 json={"records": toy_records(1)}), 404)
+                                json={"records": toy_records(1)}), 404)
     assert "no alias 'prod'" in gone["detail"]
     is_error(client.put("/v1/models/toy-logreg/aliases/prod", json={"version": 5}), 404)
 

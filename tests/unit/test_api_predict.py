@@ -34,7 +34,7 @@ from fleetlearn.registry import Registry
 
 def test_version_in_path_and_query_is_refused(client: TestClient) -> None:
     body = is_error(client.post(PREDICT.format("toy-logreg:1") + "?version=1",
-                                 json={"records": toy_records(1)}), 422)
+                                json={"records": toy_records(1)}), 422)
     assert "not both" in body["detail"]
 
 
@@ -44,8 +44,8 @@ def test_regression_answers_numbers_and_refuses_probabilities(
     body = client.post(PREDICT.format("house-ridge"), json={"records": records}).json()
     assert body["predictions"] == pytest.approx(pipeline_says(models, "house-ridge", records))
     refused = is_error(client.post(PREDICT.format("house-ridge"),
-                                    json={"records": records, "return_proba": True}),
-                        422, "InputError")
+                                   json={"records": records, "return_proba": True}),
+                       422, "InputError")
     assert refused["errors"][0]["type"] == "unsupported"
     assert "drop return_proba" in refused["detail"]
 
@@ -59,7 +59,7 @@ def test_unseen_categories_are_answered_and_counted(client: TestClient,
     assert body["unseen_categories"] == {"color": 2}
     metrics = metrics_of(client)
     assert sample(metrics, "fleetlearn_unseen_categories_total", model="toy-logreg",
-                   version="1", column="color") == 2
+                  version="1", column="color") == 2
 
 
 def test_target_and_dropped_columns_may_be_sent(client: TestClient) -> None:
@@ -82,7 +82,7 @@ def test_bad_input_lists_every_problem(client: TestClient) -> None:
     records[1]["flag"] = "perhaps"
     records[1]["colour"] = "red"
     body = is_error(client.post(PREDICT.format("toy-logreg"), json={"records": records}),
-                     422, "InputError")
+                    422, "InputError")
     assert {(tuple(e["loc"]), e["type"]) for e in body["errors"]} == {
         (("body", "records", 0, "x"), "type"), (("body", "records", 1, "flag"), "type"),
         (("body", "records", "colour"), "unknown_column")}
@@ -94,21 +94,21 @@ def test_bad_input_lists_every_problem(client: TestClient) -> None:
 def test_bad_json_is_422(client: TestClient) -> None:
     for raw in (b"{not json", b"", b'{"records": [{"x": NaN}]}'):
         body = is_error(client.post(PREDICT.format("toy-logreg"), content=raw,
-                                     headers={"content-type": "application/json"}),
-                         422, "InputError")
+                                    headers={"content-type": "application/json"}),
+                        422, "InputError")
         assert body["errors"][0]["type"] == "json_invalid"
 
 
 def test_non_bool_return_proba_is_422(client: TestClient) -> None:
     body = is_error(client.post(PREDICT.format("toy-logreg"),
-                                 json={"records": toy_records(1), "return_proba": "yes"}), 422)
+                                json={"records": toy_records(1), "return_proba": "yes"}), 422)
     assert body["errors"][0]["loc"] == ["body", "return_proba"]
 
 
 def test_too_many_rows_and_too_big_bodies_are_413(home: Path) -> None:
     with serve(home, max_rows=3, max_body_mb=0.002) as client:
         body = is_error(client.post(PREDICT.format("toy-logreg"),
-                                     json={"records": toy_records(4)}), 413, "InputError")
+                                    json={"records": toy_records(4)}), 413, "InputError")
         assert body["errors"][0]["type"] == "too_many_rows"
         big = {"records": toy_records(1), "pad": "x" * 4000}
         body = is_error(client.post(PREDICT.format("toy-logreg"), json=big), 413)
@@ -134,7 +134,7 @@ def test_a_regressor_overflowing_on_huge_inputs_is_422_naming_the_row(
     column = next(k for k, v in records[1].items() if isinstance(v, float))
     records[1][column] = 1.7e308
     body = is_error(client.post(PREDICT.format("house-ridge"), json={"records": records}),
-                     422)
+                    422)
     assert "too large" in body["detail"]
     ok = client.post(PREDICT.format("house-ridge"), json={"records": house_records(3)})
     assert ok.status_code == 200

@@ -36,24 +36,24 @@ def test_metrics_content(client: TestClient) -> None:
     m = metrics_of(client)
     route = "/v1/models/{name}/predict"
     assert sample(m, "fleetlearn_http_requests_total", route=route, method="POST",
-                   status="200", model="toy-logreg", version="1") == 2
+                  status="200", model="toy-logreg", version="1") == 2
     assert sample(m, "fleetlearn_http_requests_total", route=route, method="POST",
-                   status="422", model="toy-logreg", version="1") == 1
+                  status="422", model="toy-logreg", version="1") == 1
     assert sample(m, "fleetlearn_http_requests_total", route="/v1/models", method="GET",
-                   status="200", model="", version="") == 1
+                  status="200", model="", version="") == 1
     assert sample(m, "fleetlearn_http_request_duration_seconds_count", route=route,
-                   model="toy-logreg", version="1") == 3
+                  model="toy-logreg", version="1") == 3
     assert sample(m, "fleetlearn_http_request_duration_seconds_bucket", route=route,
-                   model="toy-logreg", version="1", le="+Inf") == 3
+                  model="toy-logreg", version="1", le="+Inf") == 3
     assert sample(m, "fleetlearn_http_request_duration_seconds_sum", route=route,
-                   model="toy-logreg", version="1") > 0
+                  model="toy-logreg", version="1") > 0
     assert sample(m, "fleetlearn_rows_predicted_total", model="toy-logreg", version="1") == 6
     assert sample(m, "fleetlearn_predict_batch_rows_count", model="toy-logreg",
-                   version="1") == 2
+                  version="1") == 2
     assert sample(m, "fleetlearn_model_cache_misses_total") == 1
     assert sample(m, "fleetlearn_model_cache_hits_total") == 2
     assert sample(m, "fleetlearn_model_load_seconds_count", model="toy-logreg",
-                   version="1") == 1
+                  version="1") == 1
     assert sample(m, "fleetlearn_model_cache_models") == 1
     assert sample(m, "fleetlearn_http_requests_in_flight") == 1  # this /metrics request
     assert sample(m, "process_resident_memory_bytes") > 10 * 2**20
