@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import httpx
-from serving_fixtures import free_port
+from model_fixtures import free_port
 
 STARTUP_S = 90.0  # imports on a busy CI machine
 

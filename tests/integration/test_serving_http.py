@@ -1,7 +1,7 @@
 """``fleetlearn serve`` as users run it: a real process, real sockets, real HTTP(S).
 
 The models are registered directly in the home's registry, exactly as training
-registers them (tests/serving_fixtures.py), so no Ray is needed here.
+registers them (tests/model_fixtures.py), so no Ray is needed here.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pandas as pd
 import pytest
-from serving_fixtures import free_port, mixed_frame, open_registry, records_of, serving_registry
+from model_fixtures import free_port, mixed_frame, open_registry, records_of, serving_registry
 
 from fleetlearn.data import Schema, coerce_frame
 
@@ -100,6 +100,17 @@ def _records(n: int = 4) -> list[dict[str, Any]]:
     return records_of(mixed_frame(n, seed=21), drop=("label",))
 
 
+def _pipeline_predictions(home: Path, name: str, records: list[dict[str, Any]]) -> list:
+    """What the registered pipeline behind ``name`` predicts for ``records``."""
+    reg = open_registry(home)
+    try:
+        pipeline = reg.load_model(name)
+        schema = Schema.from_dict(reg.get_model_version(name).input_schema)
+    finally:
+        reg.close()
+    return pipeline.predict(coerce_frame(pd.DataFrame(records), schema)).tolist()
+
+
 def _poll_status(call: Any, status: int, timeout: float = 15.0) -> httpx.Response:
     deadline = time.monotonic() + timeout
     while True:
@@ -154,8 +165,12 @@ def test_keys_from_the_cli_protect_the_running_server(server: Server, home: Path
     anonymous = _poll_status(lambda: predict(None), 401)
     assert anonymous.status_code == 401
     assert anonymous.json()["error"] == "Unauthorized"
-    assert predict(secret).status_code == 200
-    assert predict(read_secret).status_code == 403
+    allowed = predict(secret)
+    assert allowed.status_code == 200, allowed.text
+    assert allowed.json()["predictions"] == _pipeline_predictions(home, "toy-logreg", _records(1))
+    refused = predict(read_secret)
+    assert refused.status_code == 403, refused.text
+    assert "role 'read'" in refused.json()["detail"]
     assert predict("flk_forged").status_code == 401
     revoked = _cli(home, "keys", "revoke", "ci")
     assert revoked.returncode == 0, revoked.stderr
@@ -204,6 +219,8 @@ def test_https_with_a_certificate(tmp_path: Path) -> None:
                                     json={"records": _records(2)})
         assert response.status_code == 200, response.text
         assert response.json()["version"] == 1
+        assert response.json()["predictions"] == _pipeline_predictions(home, "toy-logreg",
+                                                                       _records(2))
         # A client that does not trust the certificate is refused by TLS itself.
         with pytest.raises(httpx.ConnectError), httpx.Client(verify=True) as strict:
             strict.get(f"{server.url}/healthz")

@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
+from model_fixtures import open_registry, serving_registry
 from schemathesis.checks import CHECKS, load_all_checks
 from schemathesis.generation import GenerationMode
-from serving_fixtures import open_registry, serving_registry
 
 from fleetlearn.api import create_app
 from fleetlearn.serving import ServeSettings, ServingState

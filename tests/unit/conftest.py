@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import api_fixtures
 import pytest
 
 
@@ -25,3 +26,15 @@ def _isolated_home(tmp_path_factory: pytest.TempPathFactory,
     monkeypatch.setenv("FLEETLEARN_HOME", str(home / "fleetlearn"))
     monkeypatch.delenv("FLEETLEARN_REGISTRY_URL", raising=False)
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
+
+
+
+# The HTTP API's fixtures for tests/unit/test_api_*.py and test_serving_cache.py, bound
+# here by name so pytest finds them in every unit module (an import in each test module
+# would be shadowed by the test's parameters, which ruff reports as F811).
+client = api_fixtures.client
+home = api_fixtures.home
+keys = api_fixtures.keys
+models = api_fixtures.models
+registry = api_fixtures.registry
+template = api_fixtures.template

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from serving_fixtures import open_registry, serving_registry
+from model_fixtures import open_registry, serving_registry
 
 from fleetlearn.api import create_app
 from fleetlearn.security import ROLES

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import sklearn.datasets
 import skops.io as sio
-from serving_fixtures import mixed_frame, open_registry, records_of, regression_frame
+from model_fixtures import mixed_frame, open_registry, records_of, regression_frame
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
-from serving_fixtures import (
+from model_fixtures import (
     ServingModels,
     mixed_frame,
     open_registry,

@@ -1,4 +1,4 @@
-"""Shared builders for the serving tests: tables, fitted pipelines, a registry with models.
+"""Shared builders for tests: tables, fitted pipelines, a registry with registered models.
 
 Imported by tests/unit and tests/integration (``pythonpath = ["tests"]`` in pyproject).
 Models are fitted and registered exactly as ``fleetlearn.training._execute`` does:
@@ -25,7 +25,7 @@ import pandas as pd
 from sklearn.pipeline import Pipeline
 
 from fleetlearn.catalog import resolve_model
-from fleetlearn.data import Dataset, dataset_from_frame
+from fleetlearn.data import Dataset, Rows, dataset_from_frame, parse_rows
 from fleetlearn.model import build_pipeline
 from fleetlearn.registry import ModelVersion, Registry
 
@@ -38,6 +38,8 @@ __all__ = [
     "records_of",
     "free_port",
     "serving_registry",
+    "unseen_rows",
+    "rows_for",
 ]
 
 
@@ -162,3 +164,23 @@ def serving_registry(folder: Path) -> tuple[Registry, ServingModels]:
         register(reg, name, models.pipelines[name], ds, score=0.8)
     reg.set_alias("toy-logreg", "prod", 1)
     return reg, models
+
+
+def unseen_rows(n: int = 60) -> pd.DataFrame:
+    """Rows the models never saw: missing values in every column, unseen categories."""
+    frame = mixed_frame(n, seed=11)
+    frame.loc[frame.index[::5], "color"] = "purple"      # unseen category
+    frame.loc[frame.index[1::6], "color"] = None
+    frame.loc[frame.index[2::7], "flag"] = None
+    frame.loc[frame.index[3::8], "when"] = None
+    frame.loc[frame.index[4::9], "x"] = np.nan
+    frame.loc[frame.index[0], "x"] = 1e4                 # far outside the training range
+    return frame
+
+
+def rows_for(ds: Dataset, frame: pd.DataFrame) -> Rows:
+    """``frame`` parsed as the API parses a request's records (target, dropped columns
+    allowed)."""
+    target = tuple(c for c in [ds.schema.target] if c in frame)
+    return parse_rows({"records": records_of(frame, drop=target)}, ds.schema,
+                      known_extra=frozenset(ds.schema.dropped) | {ds.schema.target})
