@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
-from serving_fixtures import (
+from model_fixtures import (
     ServingModels,
     open_registry,
     records_of,
