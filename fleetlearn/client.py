@@ -31,6 +31,7 @@ from urllib.parse import quote
 
 import httpx
 
+from fleetlearn import __version__
 from fleetlearn.errors import (
     ApiError,
     ConfigError,
@@ -420,6 +421,7 @@ def predictions_frame(result: Mapping[str, Any], index: Any = None) -> Any:
     ...                    "classes": ["a", "b"]}).columns.tolist()
     ['prediction', 'proba_a', 'proba_b']
     """
+    # On use: the client is imported by every CLI verb; pandas only when a frame is made.
     import pandas as pd
 
     frame = pd.DataFrame({"prediction": list(result["predictions"])})
@@ -452,7 +454,7 @@ def _predict_body(data: Any, columns: Sequence[str] | None) -> dict[str, Any]:
 
 
 def _json_default(value: Any) -> Any:
-    import numpy as np
+    import numpy as np  # on use, as pandas above: only bodies holding numpy values need it
 
     if isinstance(value, np.generic):
         return value.item()
@@ -515,6 +517,4 @@ def _ssl_context(verify: bool | str | None) -> bool | ssl.SSLContext:
 
 
 def _version() -> str:
-    from fleetlearn import __version__
-
     return __version__

@@ -6,6 +6,8 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from fleetlearn.catalog._spec import TASKS, check_task
+
 __all__ = [
     "CatalogEntry",
     "CATALOG",
@@ -159,8 +161,6 @@ def catalog_entries(task: str | None = None) -> list[dict[str, Any]]:
     >>> next(r for r in rows if r["name"] == "ridge")["in_default_set"]
     True
     """
-    from fleetlearn.catalog._spec import TASKS, check_task
-
     tasks = TASKS if task is None else (check_task(task),)
     available = {extra: extra_available(extra) for extra in EXTRAS}
     rows = []

@@ -170,6 +170,7 @@ def _default_instance(cls: type, label: str) -> Any:
 
 
 def _check_estimator_class(cls: Any, path: str, task: str) -> Any:
+    # On use: resolving a catalog name must not import scikit-learn (CLI start-up).
     from sklearn.base import is_classifier, is_regressor
 
     if not isinstance(cls, type) or not hasattr(cls, "fit"):

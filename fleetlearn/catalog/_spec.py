@@ -8,7 +8,7 @@ import importlib
 from dataclasses import dataclass
 from typing import Any
 
-from fleetlearn.errors import ModelSpecError
+from fleetlearn.errors import ModelSpecError, did_you_mean
 
 __all__ = ["ModelSpec", "TASKS", "WRAPPERS", "check_task", "import_estimator", "extra_hint"]
 
@@ -65,8 +65,6 @@ def import_estimator(path: str, label: str | None = None, extra: str | None = No
     >>> import_estimator("sklearn.tree.DecisionTreeClassifier").__name__
     'DecisionTreeClassifier'
     """
-    from fleetlearn.errors import did_you_mean
-
     label = label or path
     module_name, _, class_name = path.rpartition(".")
     if not module_name or not class_name:
@@ -178,6 +176,8 @@ class ModelSpec:
             updates["n_jobs"] = self.n_jobs
         if updates:
             estimator.set_params(**updates)
+        # scikit-learn (and the wrappers built on it) load only when a model is built:
+        # the catalog is read by CLI verbs that never train, and must start fast.
         if self.wrapper == "label_encoded":
             from fleetlearn.catalog._label_encoded import LabelEncodedClassifier
 

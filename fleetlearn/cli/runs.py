@@ -1,4 +1,9 @@
-"""``fleetlearn runs list|show``."""
+"""``fleetlearn runs list|show``.
+
+Imports of the registry, training, serving, reports and pandas sit inside each
+command, not at the top: every verb (and ``fleetlearn --help``) imports all verb
+modules, so a top-level import would make each of them pay for all the others.
+"""
 
 from __future__ import annotations
 

@@ -4,6 +4,10 @@ The run options of ``train`` are generated from :class:`~fleetlearn.training.Run
 each option's help, default and bound are read from its field (``_help``,
 ``_default``), and the values typed go back through the model, so the CLI checks
 exactly what a run file or the API checks, with the same message.
+
+Imports of the registry, training, serving, reports and pandas sit inside each
+command, not at the top: every verb (and ``fleetlearn --help``) imports all verb
+modules, so a top-level import would make each of them pay for all the others.
 """
 
 from __future__ import annotations

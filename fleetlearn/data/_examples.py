@@ -42,6 +42,7 @@ def example_datasets(dest: str | Path) -> list[tuple[Path, str]]:
     >>> [(p.name, t) for p, t in example_datasets(tempfile.mkdtemp())]
     [('wine.csv', 'cultivar'), ('customers.csv', 'churned'), ('diabetes.parquet', 'progression')]
     """
+    # On use: only the demo writes the example tables; scikit-learn is slow to import.
     from sklearn.datasets import load_diabetes, load_wine
 
     dest = Path(dest).expanduser()

@@ -23,6 +23,8 @@ def _rows(X: Any, index: Any) -> Any:
 
 def _unwrap(estimator: Any, X_train: Any, X_val: Any) -> tuple[Any, Any, Any, Any]:
     """Return (model, inner model, X_train, X_val) with the pipeline's preprocessing applied."""
+    # Imported on use: the evaluation package's statistics are read by CLI verbs that
+    # never fit, and scikit-learn costs about a second to import.
     from sklearn.pipeline import Pipeline
 
     from fleetlearn.catalog import LabelEncodedClassifier

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from fleetlearn.errors import ConfigError, NotFoundError
 from fleetlearn.registry._entities import ApiKey
 from fleetlearn.registry._schema import SqlApiKey, SqlInferenceStats, utcnow
+from fleetlearn.security import check_role, generate_key, hash_key
 
 __all__ = ["ServingStoreMixin"]
 
@@ -43,8 +44,6 @@ class ServingStoreMixin:
         --------
         >>> key, secret = reg.create_api_key("ci", "predict")       # doctest: +SKIP
         """
-        from fleetlearn.security import check_role, generate_key, hash_key
-
         check_role(role)
         name = (name or "").strip()
         if not name or len(name) > 128:
@@ -94,8 +93,6 @@ class ServingStoreMixin:
 
     def authenticate_key(self, secret: str) -> ApiKey | None:
         """The active key whose hash matches ``secret``, or None (unknown or revoked)."""
-        from fleetlearn.security import hash_key
-
         digest = hash_key(secret)
         with self._read() as s:  # type: ignore[attr-defined]
             row = s.scalars(sa.select(SqlApiKey).where(SqlApiKey.key_hash == digest)).first()

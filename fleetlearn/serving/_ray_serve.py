@@ -35,6 +35,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -42,8 +44,10 @@ from typing import Any
 
 import ray
 from ray import serve
+from sqlalchemy.engine import make_url
 
 from fleetlearn.api import create_app
+from fleetlearn.config import default_artifact_dir, default_registry_url
 from fleetlearn.data import Rows
 from fleetlearn.errors import ClusterError, ConfigError
 from fleetlearn.model import Prediction, Predictor
@@ -291,10 +295,6 @@ def resolved_settings(settings: ServeSettings) -> dict[str, Any]:
     directory, so defaults (``$FLEETLEARN_HOME``, relative SQLite paths) are resolved
     here, once.
     """
-    from sqlalchemy.engine import make_url
-
-    from fleetlearn.config import default_artifact_dir, default_registry_url
-
     out = settings.model_dump()
     url = settings.registry_url or default_registry_url()
     parsed = make_url(url)
@@ -400,8 +400,6 @@ def _connect(address: str | None, max_replicas: int, num_cpus: float) -> bool:
 def shutdown(stop_ray: bool) -> None:
     """Stop the fleetlearn app; Serve too when this process owns Ray or Serve runs nothing
     else; then ``ray.shutdown()`` if :func:`deploy` started Ray. Never ``ray stop``."""
-    import ray
-
     if not ray.is_initialized():
         return
     try:
@@ -421,9 +419,6 @@ def shutdown(stop_ray: bool) -> None:
 
 def serve_forever(running: ClusterServing, poll_s: float = 1.0) -> None:
     """Block until SIGINT/SIGTERM, then shut the deployment down cleanly."""
-    import signal
-    import threading
-
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set())
                 for sig in (signal.SIGINT, signal.SIGTERM)}

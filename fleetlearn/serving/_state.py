@@ -10,9 +10,10 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
+from fleetlearn import __version__
 from fleetlearn.model import Predictor
 from fleetlearn.monitoring import InferenceStats, ServingMetrics
-from fleetlearn.registry import ApiKey, ModelVersion, Registry
+from fleetlearn.registry import ApiKey, ModelVersion, Registry, parse_model_ref
 from fleetlearn.serving._batch import MicroBatcher
 from fleetlearn.serving._cache import LoadedModel, ModelCache
 from fleetlearn.serving._settings import ServeSettings, is_loopback
@@ -136,8 +137,6 @@ class ServingState:
 
     def preload(self) -> None:
         """Load the models named in ``settings.preload`` (raises on the first bad one)."""
-        from fleetlearn.registry import parse_model_ref
-
         for ref in self.settings.preload:
             name, version, alias = parse_model_ref(ref)
             self.cache.load_now(self.cache.resolve(name, version, alias))
@@ -185,8 +184,6 @@ class ServingState:
 
     def describe(self) -> dict[str, Any]:
         """What the server is and how it is configured (for ``/v1/info``)."""
-        from fleetlearn import __version__
-
         return {
             "version": __version__,
             "replica": self.stats.replica,
