@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -135,6 +136,8 @@ def train_command(
              "final_fit": final_fit, "max_retries": max_retries,
              "quadratic_row_limit": quadratic_row_limit, "name": name,
              "extra": _parse_extra(extra)}
+    if run_id is not None:
+        restore_ctrl_c()
     run_config: RunOptions | None = None
     if resume is None:
         if config is not None:
@@ -169,6 +172,18 @@ def train_command(
     result = run_training(run_config, registry=registry, address=address, resume=resume,
                           quiet=quiet, run_id=run_id)
     show_result(result)
+
+
+def restore_ctrl_c() -> None:
+    """Turn SIGINT back into ``KeyboardInterrupt`` in a driver the REST API launched.
+
+    A server started in the background (``&`` in a script, ``nohup``, some service
+    managers) passes SIGINT on as *ignored*, and Python then leaves it ignored. The API's
+    cancel relies on SIGINT: the driver journals what finished and marks the run
+    ``interrupted`` (resumable); ignored, the run would be killed after the grace period
+    and marked failed.
+    """
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _given(ctx: typer.Context, param: str) -> bool:

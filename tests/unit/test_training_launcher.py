@@ -7,6 +7,7 @@ with the run id on its command line as ``fleetlearn train`` has it); a second
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import time
@@ -24,10 +25,16 @@ from fleetlearn.serving import ServeSettings
 from fleetlearn.training import Launcher
 from fleetlearn.training._launcher import this_host
 
-#: A stand-in driver: says "ready" once it handles Ctrl-C, then waits (up to 2 minutes)
-#: until SIGINT ends it.
-WAITER = ("import sys, time\ntry:\n    print('ready', flush=True)\n    time.sleep(120)\n"
+#: A stand-in driver: takes Ctrl-C back as the real one does (``fleetlearn train
+#: --run-id``), says "ready", then waits (up to 2 minutes) until SIGINT ends it.
+WAITER = ("import sys, time\nfrom fleetlearn.cli.train import restore_ctrl_c\n"
+          "restore_ctrl_c()\ntry:\n    print('ready', flush=True)\n    time.sleep(120)\n"
           "except KeyboardInterrupt:\n    sys.exit(130)")
+
+
+def _ignore_sigint() -> None:
+    # As a server started with '&' or nohup hands SIGINT on to its children: ignored.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 @pytest.fixture
@@ -40,7 +47,8 @@ def registry(tmp_path: Path) -> Iterator[Registry]:
 def _driver(run_id: str) -> subprocess.Popen[bytes]:
     """A running stand-in driver of ``run_id``, past its start (no race with a signal)."""
     proc = subprocess.Popen([sys.executable, "-c", WAITER, "train", "--run-id", run_id],
-                            stdout=subprocess.PIPE, start_new_session=True)
+                            stdout=subprocess.PIPE, start_new_session=True,
+                            preexec_fn=_ignore_sigint)
     assert proc.stdout is not None
     assert proc.stdout.readline() == b"ready\n"
     return proc

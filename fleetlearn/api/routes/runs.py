@@ -23,7 +23,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from fleetlearn import insights
+# ``training.prepare``/``run_units`` are looked up on use (the package loads them lazily):
+# importing them here would load Ray into every API process, whose warning filters
+# scikit-learn's parallel helper then re-applies on every tree of every prediction.
+from fleetlearn import insights, training
 from fleetlearn.api._uploads import resolve_dataset
 from fleetlearn.api.deps import LauncherDep, ReadKey, StateDep, TrainKey
 from fleetlearn.api.errors import ErrorBody, HttpError
@@ -35,8 +38,6 @@ from fleetlearn.training import (
     Launcher,
     RunOptions,
     RunRequest,
-    prepare,
-    run_units,
 )
 
 __all__ = ["router", "run_options_from", "train_router"]
@@ -106,8 +107,8 @@ def _run_public(registry: Registry, launcher: Launcher, run_id: str) -> dict[str
 async def start_run(state: StateDep, launcher: LauncherDep, _: TrainKey,
                     body: RunRequest) -> dict[str, Any]:
     config = await asyncio.to_thread(run_options_from, body, state.settings.data_path)
-    prepared = await asyncio.to_thread(prepare, config)
-    total = len(run_units(prepared, config))
+    prepared = await asyncio.to_thread(training.prepare, config)
+    total = len(training.run_units(prepared, config))
     warnings = [w for p in prepared for w in p.dataset.warnings] + [
         n for p in prepared for n in p.notes]
     child = await asyncio.to_thread(launcher.start, config)
