@@ -6,8 +6,6 @@ session's Ray instance (``ServeSettings.ray_address``), as they would join a clu
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,9 +13,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import ray
-import uvicorn
 from gated_models import open_all, open_ticket, wait_until
 from gated_models import started as started_fits
+from live_server import free_port, serving
 from sklearn.datasets import load_iris, make_classification
 
 import fleetlearn
@@ -29,33 +27,15 @@ from fleetlearn.serving import ServeSettings
 pytestmark = pytest.mark.usefixtures("ray_session")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def served(home: Path) -> Iterator[Client]:
-    port = _free_port()
+    port = free_port()
     settings = ServeSettings(registry_url=f"sqlite:///{home}/registry.db",
                              artifact_dir=str(home / "artifacts"), data_dir=str(home / "data"),
                              port=port, refresh_s=0.2,
                              ray_address=ray.get_runtime_context().gcs_address)
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    try:
-        with Client(f"http://127.0.0.1:{port}") as client:
-            yield client
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    with serving(create_app(settings), port) as url, Client(url) as client:
+        yield client
 
 
 def _iris_csv(folder: Path) -> Path:

@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import uvicorn
+from live_server import free_port, serving
 from sklearn.datasets import load_diabetes, load_iris, load_wine
 
 import fleetlearn
@@ -37,23 +34,9 @@ REGRESSORS = ["ridge", "decision_tree:max_depth=4"]
 @contextmanager
 def _server() -> Iterator[str]:
     """``fleetlearn serve``'s app on a loopback port, over the home's registry."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    config = uvicorn.Config(create_app(ServeSettings(port=port, stats_flush_s=3600.0)),
-                            host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    port = free_port()
+    with serving(create_app(ServeSettings(port=port, stats_flush_s=3600.0)), port) as url:
+        yield url
 
 
 def _train(tables: dict[str, Path], seed: int) -> str:

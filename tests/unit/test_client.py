@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import http.server
 import json
-import socket
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import uvicorn
+from live_server import free_port, serving
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
@@ -33,12 +31,6 @@ from fleetlearn.registry import Registry
 from fleetlearn.serving import ServeSettings
 
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -78,20 +70,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     port = free_port()
     settings = ServeSettings(registry_url=url, artifact_dir=str(folder / "artifacts"),
                              data_dir=str(folder / "data"), port=port, max_rows=100)
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
-                            log_level="warning", lifespan="on")
-    uv = uvicorn.Server(config)
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not uv.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
     try:
-        yield Server(f"http://127.0.0.1:{port}", reg, admin, predict, read, csv)
+        with serving(create_app(settings), port) as url:
+            yield Server(url, reg, admin, predict, read, csv)
     finally:
-        uv.should_exit = True
-        thread.join(10)
         reg.close()
 
 
