@@ -128,6 +128,26 @@ def _alive(pid: int, run_id: str) -> bool:
         return False
 
 
+def _stop_group(pgid: int, grace_s: float = 3.0) -> None:
+    """SIGTERM what is left in process group ``pgid``, SIGKILL it after ``grace_s``.
+
+    The group of a launched child is its own (``start_new_session``); a PID cannot be
+    reused while it names a live group, so this never reaches anyone else.
+    """
+    for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 1.0)):
+        try:
+            os.killpg(pgid, sig)
+        except (ProcessLookupError, PermissionError):
+            return  # the group is empty
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(pgid, 0)
+            except (ProcessLookupError, PermissionError):
+                return
+            time.sleep(0.1)
+
+
 @dataclass
 class LaunchedRun:
     """A training process this launcher started (and watches until it exits)."""
@@ -215,9 +235,16 @@ class Launcher:
             raise ConflictError(f"Run {run.id} is {run.status}: only an interrupted or failed "
                                 "run can be resumed.")
         self.folder.mkdir(parents=True, exist_ok=True)
-        child = self._spawn(run.id, ["--resume", run.id], attempt=attempt,
-                            last_error=last_error)
-        return child
+        # Running from now on, before the child has even started: a reader never sees
+        # the old "interrupted" and takes the resumed run for stopped (the child sets it
+        # again; if it fails before, the watcher records why).
+        self.registry.set_run_status(run.id, "running")
+        try:
+            return self._spawn(run.id, ["--resume", run.id], attempt=attempt,
+                               last_error=last_error)
+        except BaseException:
+            self.registry.set_run_status(run.id, run.status, error=run.error)
+            raise
 
     def _spawn(self, run_id: str, args: list[str], *, new_run: bool = False,
                attempt: int = 0, last_error: str | None = None) -> LaunchedRun:
@@ -273,6 +300,10 @@ class Launcher:
                 log.warning("run %s: could not record its process yet: %s", child.run_id, exc)
                 time.sleep(_POLL_S)
         code = child.proc.wait()
+        # A driver killed outright (SIGKILL, the OOM killer) leaves its embedded Ray
+        # running (GCS, raylet, workers: measured, they do not follow their parent);
+        # they are in the child's process group, which outlives it while they do.
+        _stop_group(child.proc.pid)
         retry: str | None = None
         try:
             error = last_error(child.log) if code != 0 else None
