@@ -517,6 +517,31 @@ class LocalCluster:
             self._reap()
         return len(procs)
 
+    def processes(self, ip: str) -> list[psutil.Process]:
+        """The running processes of the node at ``ip`` (its ``ray start`` first)."""
+        assert self.state is not None
+        return self._node_procs(self.state.node(ip))
+
+    def terminate_node(self, ip: str, timeout: float = 30.0) -> float:
+        """SIGTERM to the node's ``ray start`` (what ``docker stop`` sends); return
+        the seconds until its whole process tree exited. What is left after
+        ``timeout`` is killed and reported as a ClusterError."""
+        assert self.state is not None
+        node = self.state.node(ip)
+        procs = self._node_procs(node)
+        self._killed.add(node.name)
+        start = time.monotonic()
+        _signal_all(procs[:1], signal.SIGTERM)
+        _, alive = psutil.wait_procs(procs, timeout=timeout)
+        took = time.monotonic() - start
+        _signal_all(alive, signal.SIGKILL)
+        psutil.wait_procs(alive, timeout=10)
+        self._reap()
+        if alive:
+            raise ClusterError(f"{len(alive)} process(es) of {node.name} ({ip}) were still "
+                               f"running {timeout:g} s after SIGTERM.")
+        return took
+
     def restart_node(self, ip: str) -> NodeRecord:
         """Start a node again that was killed (same IP, same command)."""
         assert self.state is not None
