@@ -32,3 +32,19 @@ def test_three_nodes_a_killed_worker_is_dead_and_sigterm_stops_a_node(process_cl
     cluster.down()
     for pid in pids:
         assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie", pid
+
+
+def test_a_killed_head_restarted_with_redis_takes_its_workers_back(process_cluster,
+                                                                  redis_server) -> None:
+    cluster = process_cluster(workers=2, redis_url=redis_server.url)
+    before = cluster.wait_alive(3)
+    workers = {n.node_id for n in before.alive if not n.is_head}
+    worker_pids = {n.pid for n in cluster.nodes if n.role == "worker"}
+
+    assert cluster.kill_head(signal.SIGKILL) >= 2
+    assert not cluster.cluster.processes(cluster.head_ip)
+    cluster.restart_head()
+    after = cluster.wait_alive(3)
+    # The same worker nodes (same Ray ids, same processes) came back: they reconnected.
+    assert workers <= {n.node_id for n in after.alive}
+    assert all(psutil.pid_exists(p) for p in worker_pids)
