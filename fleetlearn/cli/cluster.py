@@ -77,6 +77,7 @@ def up_command(
                                                          "object_store_per_node"))
     cluster = LocalCluster(folder, options=options, redis_url=redis, head_ip=head_ip,
                            port=port)
+    cluster.preflight()
     progress = None if json_out else (lambda text: err_console.print(f"  {text}",
                                                                      highlight=False))
     if not json_out:
