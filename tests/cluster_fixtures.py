@@ -77,7 +77,7 @@ class ClusterNode:
     node_id: str | None
 
 
-def _ip_block() -> str:
+def next_ip_block() -> str:
     """``127.A.B`` unique to this process and call (A from the PID, B counting)."""
     pid = os.getpid()
     n = next(_BLOCKS)
@@ -90,7 +90,7 @@ class ProcessCluster:
     def __init__(self, folder: Path, *, workers: int, cpus_per_node: int,
                  redis_url: str | None, worker_home_isolated: bool,
                  memory_per_node: int, object_store_per_node: int, timeout: float) -> None:
-        block = _ip_block()
+        block = next_ip_block()
         base = dict(os.environ)
         # Ray workers import with the raylet's environment: this checkout and tests/
         # (test-support estimators given as module.Class) must be on their path.
