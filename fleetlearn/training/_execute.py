@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import ray
-from ray.exceptions import RayError
+from ray.exceptions import LocalRayletDiedError, NodeDiedError, RayError, WorkerCrashedError
 
 from fleetlearn.catalog import ModelSpec, default_models, resolve_model, resolve_model_dict
 from fleetlearn.data import Dataset, check_folds, load_dataset
@@ -38,7 +38,7 @@ from fleetlearn.training._plan import (
     split_seed,
     unit_fold,
 )
-from fleetlearn.training._ray import connect_ray
+from fleetlearn.training._ray import connect_ray, earlier_attempts
 from fleetlearn.training._results import run_leaderboard
 from fleetlearn.training._seeds import derive_seed
 from fleetlearn.training._tasks import run_unit
@@ -470,7 +470,9 @@ class _RunDriver:
                 # once when all that is left has finished).
                 ready, refs = ray.wait(refs, num_returns=min(len(refs), _WAIT_BATCH),
                                        timeout=JOURNAL_FLUSH_S)
-                for ref, result in zip(ready, _get_all(ready), strict=True):
+                results = _get_all(ready, self.config.max_retries)
+                _add_earlier_attempts(ready, results)
+                for ref, result in zip(ready, results, strict=True):
                     key = pending.pop(ref)
                     unit = {"trial_id": self.trial_ids[(key.dataset, key.model)],
                             "unit": key.unit, "status": result["status"],
@@ -531,7 +533,7 @@ class _RunDriver:
                            self.failed, time.perf_counter() - started)
 
 
-def _get_all(refs: list[ray.ObjectRef]) -> list[dict[str, Any]]:
+def _get_all(refs: list[ray.ObjectRef], max_retries: int) -> list[dict[str, Any]]:
     """Results of finished tasks; a task lost after Ray's retries is a failed unit."""
     if not refs:
         return []
@@ -544,10 +546,32 @@ def _get_all(refs: list[ray.ObjectRef]) -> list[dict[str, Any]]:
         try:
             out.append(ray.get(ref))
         except RayError as exc:  # the node or worker died and retries ran out
-            out.append({"status": "failed", "payload": {}, "artifact": None,
+            # Ray raises these only once every retry was lost the same way.
+            lost = isinstance(exc, WorkerCrashedError | NodeDiedError | LocalRayletDiedError)
+            out.append({"status": "failed",
+                        "payload": {"attempts": max_retries + 1} if lost else {},
+                        "artifact": None,
                         "error": f"{type(exc).__name__}: {str(exc).splitlines()[0]}",
                         "duration_s": None})
     return out
+
+
+def _add_earlier_attempts(refs: list[ray.ObjectRef], results: list[dict[str, Any]]) -> None:
+    """Give each unit that Ray ran more than once the node and error of its lost attempts.
+
+    A unit's payload says how many attempts it took (``attempts``, read by the task
+    itself); only units with more than one ask Ray about the others, once per batch,
+    so a run without lost workers or nodes makes no extra call.
+    """
+    retried = {ref.task_id().hex(): (result, int(result["payload"]["attempts"]))
+               for ref, result in zip(refs, results, strict=True)
+               if int(result["payload"].get("attempts") or 1) > 1}
+    if not retried:
+        return
+    earlier = earlier_attempts({task: n for task, (_, n) in retried.items()})
+    for task, (result, _) in retried.items():
+        if task in earlier:
+            result["payload"]["failed_attempts"] = earlier[task]
 
 
 def _finish_trials(reg: Registry, run_id: str) -> None:
