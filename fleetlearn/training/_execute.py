@@ -568,7 +568,10 @@ def _add_earlier_attempts(refs: list[ray.ObjectRef], results: list[dict[str, Any
                if int(result["payload"].get("attempts") or 1) > 1}
     if not retried:
         return
-    earlier = earlier_attempts({task: n for task, (_, n) in retried.items()})
+    # A unit lost on every attempt (no node in its payload) has no last attempt that
+    # came back: ask for all of them.
+    earlier = earlier_attempts({task: n if "node" in result["payload"] else n + 1
+                                for task, (result, n) in retried.items()})
     for task, (result, _) in retried.items():
         if task in earlier:
             result["payload"]["failed_attempts"] = earlier[task]

@@ -136,7 +136,8 @@ def earlier_attempts(attempts: dict[str, int]) -> dict[str, list[dict[str, Any]]
     Parameters
     ----------
     attempts : dict of str to int
-        Task id (hex) -> how many attempts it took (the last one included).
+        Task id (hex) -> how many attempts it took (the last one included; one more
+        for a task lost on every attempt, to get them all).
 
     Returns
     -------
@@ -157,7 +158,7 @@ def earlier_attempts(attempts: dict[str, int]) -> dict[str, list[dict[str, Any]]
         return {}
     try:
         found = _failed_attempts(wanted)
-        if any(len(found.get(t, {})) < n - 1 for t, n in wanted.items()):
+        if not _complete(found, wanted):
             time.sleep(_TASK_EVENTS_LAG_S)  # the failure may not be reported yet
             found = _failed_attempts(wanted)
         ips = {n["NodeID"]: n["NodeManagerAddress"] for n in ray.nodes()}
@@ -174,13 +175,22 @@ def earlier_attempts(attempts: dict[str, int]) -> dict[str, list[dict[str, Any]]
     return out
 
 
-def _failed_attempts(wanted: dict[str, int]) -> dict[str, dict[int, dict[str, str | None]]]:
-    """Task id -> attempt number (0-based) -> node and error, read from the GCS."""
+def _complete(found: dict[str, dict[int, dict[str, Any]]], wanted: dict[str, int]) -> bool:
+    """Every wanted attempt is known with its node and its failure."""
+    return all(found.get(t, {}).get(a, {}).get("failed") and found[t][a].get("node")
+               for t, n in wanted.items() for a in range(n - 1))
+
+
+def _failed_attempts(wanted: dict[str, int]) -> dict[str, dict[int, dict[str, Any]]]:
+    """Task id -> attempt number (0-based) -> node, error and whether Ray recorded the
+    attempt's failure, read from the GCS."""
+    # Here, not at the top: Ray's private state module is needed only after a fault.
     from ray._private.state import state
     from ray.core.generated import common_pb2
 
     ids = {bytes.fromhex(t): t for t in wanted}
-    out: dict[str, dict[int, dict[str, str | None]]] = {}
+    failed = common_pb2.TaskStatus.Value("FAILED")
+    out: dict[str, dict[int, dict[str, Any]]] = {}
     for event in state._get_all_task_events():
         task_id = ids.get(event.task_id)
         if task_id is None or event.attempt_number >= wanted[task_id] - 1:
@@ -197,4 +207,5 @@ def _failed_attempts(wanted: dict[str, int]) -> dict[str, dict[int, dict[str, st
         # One attempt can come as several events (the driver's, the worker's): merge.
         seen["node"] = node or seen.get("node")
         seen["error"] = error or seen.get("error")
+        seen["failed"] = seen.get("failed") or failed in updates.state_ts_ns
     return out

@@ -23,7 +23,7 @@ def iris(tmp_path: Path) -> Path:
 
 
 def _units(run_id: str) -> dict[tuple[str, str], dict]:
-    return {(t.model_name, name): {"status": u.status, **u.payload}
+    return {(t.model_name, name): {"status": u.status, "error": u.error, **u.payload}
             for t in Registry().list_trials(run_id) for name, u in t.units.items()}
 
 
@@ -67,3 +67,27 @@ def test_a_unit_whose_worker_died_ran_again_and_says_so(
     scores = {k: u.get("scores") or u.get("test_scores") for k, u in units.items()}
     assert scores == {k: u.get("scores") or u.get("test_scores")
                       for k, u in _units(again.run_id).items()}
+
+
+def test_a_unit_that_loses_every_attempt_fails_alone_with_each_attempt_named(
+        iris: Path, home: Path) -> None:
+    result = fleetlearn.train(iris, target="target", folds=2, seed=3, curves=False,
+                              final_fit=False, max_retries=1,
+                              models=["fault_models.CrashOnceClassifier:always=true",
+                                      "decision_tree"])
+    units = _units(result.run_id)
+    assert Registry().get_run(result.run_id).status == "finished"
+    assert {k: u["status"] for k, u in units.items()} == {
+        ("CrashOnceClassifier", "cv0"): "failed", ("CrashOnceClassifier", "cv1"): "failed",
+        ("decision_tree", "cv0"): "ok", ("decision_tree", "cv1"): "ok"}
+    for (model, _), unit in units.items():
+        if model != "CrashOnceClassifier":
+            continue
+        assert unit["error"].startswith("WorkerCrashedError"), unit["error"]
+        assert unit["attempts"] == 2  # the first and max_retries=1 more
+        assert [a["attempt"] for a in unit["failed_attempts"]] == [1, 2]
+        assert all(a["node"] and a["error"].startswith("WORKER_DIED")
+                   for a in unit["failed_attempts"]), unit["failed_attempts"]
+    retried = run_detail(Registry(), result.run_id).progress.retried
+    assert [(r.unit, r.status, r.attempts) for r in retried] == [("cv0", "failed", 2),
+                                                                ("cv1", "failed", 2)]
