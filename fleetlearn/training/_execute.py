@@ -459,6 +459,9 @@ class _RunDriver:
         """Journal results as they land, batching what finished together."""
         refs = list(pending)
         batch: list[dict[str, Any]] = []
+        #: Units Ray ran more than once, by task id: where their lost attempts ran is
+        #: looked up once, when the wave is done (one read of Ray's task records).
+        retried: dict[str, dict[str, Any]] = {}
         last_flush = time.monotonic()
         try:
             while refs:
@@ -471,13 +474,14 @@ class _RunDriver:
                 ready, refs = ray.wait(refs, num_returns=min(len(refs), _WAIT_BATCH),
                                        timeout=JOURNAL_FLUSH_S)
                 results = _get_all(ready, self.config.max_retries)
-                _add_earlier_attempts(ready, results)
                 for ref, result in zip(ready, results, strict=True):
                     key = pending.pop(ref)
                     unit = {"trial_id": self.trial_ids[(key.dataset, key.model)],
                             "unit": key.unit, "status": result["status"],
                             "payload": result["payload"], "error": result["error"],
                             "duration_s": result["duration_s"]}
+                    if int(result["payload"].get("attempts") or 1) > 1:
+                        retried[ref.task_id().hex()] = unit
                     if result["status"] == "ok" and key.unit == "final":
                         # The model and its journal entry land in one transaction.
                         self._register(key, result, unit)
@@ -494,6 +498,8 @@ class _RunDriver:
                 if batch and (not refs or now - last_flush >= JOURNAL_FLUSH_S):
                     self.registry.record_units(batch)
                     batch, last_flush = [], now
+            if retried:
+                self.registry.record_units(_with_lost_attempts(retried))
         finally:
             if batch:  # Ctrl-C or an error: keep what finished so resume skips it
                 self.registry.record_units(batch)
@@ -556,25 +562,24 @@ def _get_all(refs: list[ray.ObjectRef], max_retries: int) -> list[dict[str, Any]
     return out
 
 
-def _add_earlier_attempts(refs: list[ray.ObjectRef], results: list[dict[str, Any]]) -> None:
-    """Give each unit that Ray ran more than once the node and error of its lost attempts.
+def _with_lost_attempts(retried: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The journal entries of units Ray ran more than once, with ``failed_attempts``:
+    the node and error of each lost attempt.
 
     A unit's payload says how many attempts it took (``attempts``, read by the task
-    itself); only units with more than one ask Ray about the others, once per batch,
-    so a run without lost workers or nodes makes no extra call.
+    itself); only units with more than one ask Ray about the others, once per wave, so
+    a run without lost workers or nodes makes no extra call, and one with many pays
+    for one read (Ray's task records are read whole: about 0.1 ms per task here). The
+    entries were journaled as they landed; writing them again only adds that field
+    (the journal is an upsert).
     """
-    retried = {ref.task_id().hex(): (result, int(result["payload"]["attempts"]))
-               for ref, result in zip(refs, results, strict=True)
-               if int(result["payload"].get("attempts") or 1) > 1}
-    if not retried:
-        return
     # A unit lost on every attempt (no node in its payload) has no last attempt that
     # came back: ask for all of them.
-    earlier = earlier_attempts({task: n if "node" in result["payload"] else n + 1
-                                for task, (result, n) in retried.items()})
-    for task, (result, _) in retried.items():
-        if task in earlier:
-            result["payload"]["failed_attempts"] = earlier[task]
+    earlier = earlier_attempts({
+        task: int(unit["payload"]["attempts"]) + ("node" not in unit["payload"])
+        for task, unit in retried.items()})
+    return [{**unit, "payload": {**unit["payload"], "failed_attempts": earlier[task]}}
+            for task, unit in retried.items() if task in earlier]
 
 
 def _finish_trials(reg: Registry, run_id: str) -> None:
