@@ -35,8 +35,10 @@ Interface (stable: other suites depend on it)::
 Every cluster gets its own IP block ``127.A.B.0/24`` (head ``.1``, workers ``.2``,
 ``.3`` …), so clusters of parallel test runs never share an IP or a port.
 ``redis_url`` turns on GCS fault tolerance (the head keeps its state in that Redis
-under its own namespace; every node waits 180 s for a restarted head); start your own
-``redis-server`` on a free port for a test that restarts Redis. Teardown stops every
+under its own namespace; every node waits 180 s for a restarted head). The
+``redis_server`` fixture starts a private ``redis-server`` on a free port
+(``.url``, ``.port``, ``.stop()``, ``.start()``): never use the shared 6379 for a test
+that restarts Redis. Teardown stops every
 process it started, by PID (SIGTERM, SIGKILL after 10 s), and fails the test if one
 survives.
 """
@@ -47,6 +49,8 @@ import itertools
 import os
 import shutil
 import signal
+import socket
+import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -55,7 +59,7 @@ from pathlib import Path
 
 import pytest
 
-from fleetlearn.cluster import ClusterView, LocalCluster, NodeOptions
+from fleetlearn.cluster import ClusterView, LocalCluster, NodeOptions, free_port
 
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 _BLOCKS = itertools.count()
@@ -73,7 +77,7 @@ class ClusterNode:
     node_id: str | None
 
 
-def _ip_block() -> str:
+def next_ip_block() -> str:
     """``127.A.B`` unique to this process and call (A from the PID, B counting)."""
     pid = os.getpid()
     n = next(_BLOCKS)
@@ -86,7 +90,7 @@ class ProcessCluster:
     def __init__(self, folder: Path, *, workers: int, cpus_per_node: int,
                  redis_url: str | None, worker_home_isolated: bool,
                  memory_per_node: int, object_store_per_node: int, timeout: float) -> None:
-        block = _ip_block()
+        block = next_ip_block()
         base = dict(os.environ)
         # Ray workers import with the raylet's environment: this checkout and tests/
         # (test-support estimators given as module.Class) must be on their path.
@@ -204,3 +208,54 @@ def process_cluster(tmp_path_factory: pytest.TempPathFactory
     yield make
     for cluster in reversed(made):
         cluster.down()
+
+
+class RedisServer:
+    """A private ``redis-server`` on a free loopback port (never the shared 6379):
+    ``.url``, ``.stop()``, ``.start()`` (same port and data folder: a restart)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.port = free_port()
+        self.proc: subprocess.Popen | None = None
+        self.start()
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> None:
+        exe = shutil.which("redis-server")
+        if exe is None:
+            pytest.skip("redis-server is not installed")
+        self.proc = subprocess.Popen(
+            [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.folder),
+             "--save", "", "--appendonly", "yes"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                assert self.proc.poll() is None, "redis-server exited at start"
+                assert time.monotonic() < deadline, "redis-server never listened"
+                time.sleep(0.1)
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=15)
+        self.proc = None
+
+
+@pytest.fixture
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A private Redis for GCS fault tolerance (``process_cluster(redis_url=...url)``)."""
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    yield server
+    server.stop()

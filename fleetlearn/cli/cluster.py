@@ -60,7 +60,11 @@ def up_command(
              "(redis://host:port), so a restarted head takes the cluster back.")] = None,
     port: Annotated[int | None, typer.Option(help="The head's GCS port (default: a free "
                                              "one; never 6379).")] = None,
-    head_ip: Annotated[str, typer.Option(help="The head's loopback IP.")] = "127.0.1.1",
+    head_ip: Annotated[str, typer.Option(help="The head's loopback IP (not 127.0.0.1: Ray "
+                                         "replaces it with the machine's address).")
+                       ] = "127.0.1.1",
+    ip_prefix: Annotated[str, typer.Option(help="Workers get <prefix>.2, <prefix>.3 ...")
+                         ] = "127.0.0",
     timeout: Annotated[float, typer.Option(help="Seconds to wait for every node.")] = 180.0,
     folder: DirOpt = None,
     json_out: JsonOpt = False,
@@ -76,7 +80,8 @@ def up_command(
                           object_store_memory=parse_size(object_store_per_node,
                                                          "object_store_per_node"))
     cluster = LocalCluster(folder, options=options, redis_url=redis, head_ip=head_ip,
-                           port=port)
+                           ip_prefix=ip_prefix, port=port)
+    cluster.preflight()
     progress = None if json_out else (lambda text: err_console.print(f"  {text}",
                                                                      highlight=False))
     if not json_out:

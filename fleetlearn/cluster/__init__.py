@@ -12,6 +12,7 @@
 Ray is imported only inside the functions that talk to it.
 """
 
+from fleetlearn.cluster._discover import discover_address
 from fleetlearn.cluster._join import (
     head_answers,
     join,
@@ -39,6 +40,7 @@ from fleetlearn.cluster._state import (
     NodeRecord,
     default_cluster_dir,
     read_state,
+    write_state,
 )
 from fleetlearn.cluster._view import ClusterView, NodeView, cluster_view
 
@@ -57,6 +59,7 @@ __all__ = [
     "StoppedNode",
     "cluster_view",
     "default_cluster_dir",
+    "discover_address",
     "format_size",
     "free_port",
     "head_answers",
@@ -71,4 +74,5 @@ __all__ = [
     "resolve_address",
     "status_record",
     "wait_for_head",
+    "write_state",
 ]

@@ -263,18 +263,7 @@ class LocalCluster:
         if workers < 0:
             raise ConfigError(f"The 'workers' option must be an int in the range [0, inf). "
                               f"Got {workers} instead.")
-        previous = read_state(self.folder)
-        if previous is not None:
-            old = LocalCluster.attach(self.folder)
-            if old.running_nodes():
-                raise ClusterError(
-                    f"A cluster already runs from {self.folder} (head {previous.address}, "
-                    f"{len(old.running_nodes())} node(s) up); stop it with "
-                    "'fleetlearn cluster down' first, or pass another --dir.")
-        port = self.port or free_port()
-        if self.port and not _port_free(self.head_ip, port):
-            raise ClusterError(f"Port {port} is already in use on {self.head_ip}; "
-                               "choose another --port or leave it out.")
+        port = self.preflight()
         self.folder.mkdir(parents=True, exist_ok=True)
         (self.folder / "logs").mkdir(exist_ok=True)
         self.state = ClusterState(dir=str(self.folder), address=f"{self.head_ip}:{port}",
@@ -296,6 +285,22 @@ class LocalCluster:
             self.stop()
             raise
         return self.state
+
+    def preflight(self) -> int:
+        """Check that ``up`` can start (no cluster of this folder runs, the port is
+        free); return the head's port."""
+        previous = read_state(self.folder)
+        if previous is not None:
+            old = LocalCluster.attach(self.folder)
+            if old.running_nodes():
+                raise ClusterError(
+                    f"A cluster already runs from {self.folder} (head {previous.address}, "
+                    f"{len(old.running_nodes())} node(s) up); stop it with "
+                    "'fleetlearn cluster down' first, or pass another --dir.")
+        if self.port and not _port_free(self.head_ip, self.port):
+            raise ClusterError(f"Port {self.port} is already in use on {self.head_ip}; "
+                               "choose another --port or leave it out.")
+        return self.port or free_port(self.head_ip)
 
     def _node_dirs(self, name: str) -> tuple[Path, Path]:
         home = self.folder / "nodes" / name / "home"

@@ -11,6 +11,7 @@ import time).
 
 from __future__ import annotations
 
+import socket
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -100,6 +101,11 @@ def cluster_view(address: str, timeout: float = 5.0) -> ClusterView:
         from ray.core.generated import autoscaler_pb2
     except ImportError as exc:  # pragma: no cover - Ray is a dependency
         raise ClusterError(f"Ray is not installed ({exc}).") from exc
+    host, _, port = address.rpartition(":")
+    try:  # refused or unroutable answers at once, where the GCS client would retry
+        socket.create_connection((host, int(port)), timeout=min(timeout, 2.0)).close()
+    except (OSError, ValueError) as exc:
+        raise ClusterError(f"No Ray head answers at {address} ({exc}).") from exc
     try:
         client = GcsClient(address=address)
         infos = client.get_all_node_info(timeout=timeout)

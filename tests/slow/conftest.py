@@ -55,3 +55,4 @@ def kill_processes_mentioning(text: str) -> None:
 
 # The real process cluster (tests/cluster_fixtures.py): `process_cluster(workers=2, ...)`.
 process_cluster = cluster_fixtures.process_cluster
+redis_server = cluster_fixtures.redis_server
