@@ -96,6 +96,9 @@ class TrainResult:
     warnings: list[str]
     failed: list[dict[str, str]]
     elapsed_s: float
+    #: Units Ray ran more than once (a lost worker or node), this process only:
+    #: ``{"dataset", "model", "unit", "attempts", "node_ip"}`` each.
+    retried: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         board = self.leaderboard.replace({np.nan: None})
@@ -105,6 +108,7 @@ class TrainResult:
             "models": [m.to_dict() for m in self.models],
             "warnings": self.warnings,
             "failed": self.failed,
+            "retried": self.retried,
             "elapsed_s": round(self.elapsed_s, 3),
         }
 
@@ -348,6 +352,8 @@ class _RunDriver:
     on_progress: ProgressCallback | None
     #: Units that finished with an error (this process only; the journal has them all).
     failed: list[dict[str, str]] = field(default_factory=list)
+    #: Units Ray ran more than once (this process only).
+    retried: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
     def record(cls, config: RunOptions, prepared: list[PreparedDataset], reg: Registry,
@@ -480,8 +486,12 @@ class _RunDriver:
                             "unit": key.unit, "status": result["status"],
                             "payload": result["payload"], "error": result["error"],
                             "duration_s": result["duration_s"]}
-                    if int(result["payload"].get("attempts") or 1) > 1:
+                    attempts = int(result["payload"].get("attempts") or 1)
+                    if attempts > 1:
                         retried[ref.task_id().hex()] = unit
+                        self.retried.append({"dataset": key.dataset, "model": key.model,
+                                             "unit": key.unit, "attempts": attempts,
+                                             "node_ip": result["payload"].get("node_ip")})
                     if result["status"] == "ok" and key.unit == "final":
                         # The model and its journal entry land in one transaction.
                         self._register(key, result, unit)
@@ -536,7 +546,7 @@ class _RunDriver:
             n for p in self.datasets.values() for n in p.notes]
         return TrainResult(self.run_id, run_leaderboard(self.registry, self.run_id),
                            self.registry.list_models(run_id=self.run_id), warnings_out,
-                           self.failed, time.perf_counter() - started)
+                           self.failed, time.perf_counter() - started, self.retried)
 
 
 def _get_all(refs: list[ray.ObjectRef], max_retries: int) -> list[dict[str, Any]]:

@@ -56,6 +56,8 @@ def test_a_unit_whose_worker_died_ran_again_and_says_so(
     assert lost["error"].startswith("WORKER_DIED")
     assert all(u["attempts"] == 1 and "failed_attempts" not in u
                for k, u in units.items() if k not in retried)
+    assert result.retried == [{"dataset": "iris", "model": model, "unit": _unit,
+                               "attempts": 2, "node_ip": unit["node_ip"]}]
     # Where users look: the run's detail counts the unit that ran again.
     detail = run_detail(Registry(), result.run_id)
     assert [(r.model, r.attempts) for r in detail.progress.retried] == [(model, 2)]

@@ -95,6 +95,7 @@ def test_a_worker_node_killed_mid_run_costs_nothing_but_time(
     lost_there = {k: u for k, u in retried.items()
                   if any(a["node_ip"] == victim for a in u.get("failed_attempts", []))}
     assert len(lost_there) >= len(running_there), retried
+    assert sorted((r["model"], r["unit"]) for r in result["retried"]) == sorted(retried)
     print("ran again:", {k: (u["attempts"], u["node_ip"], u["failed_attempts"])
                          for k, u in retried.items()})
     for key, unit in lost_there.items():
