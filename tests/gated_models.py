@@ -7,8 +7,8 @@ model spec; ``tests/`` is on the ``PYTHONPATH`` of the session's Ray workers and
 ``fleetlearn train`` children, see ``ray_session`` in ``tests/conftest.py``).
 
 Each ``fit`` takes the next ticket in the gate folder: it creates ``started-<n>``
-(holding the Ray job id, the Ray task's name, "dataset/model/unit", the Ray node id
-and the pid of the process that fits), then waits until
+(holding the Ray job id, the Ray task's name, "dataset/model/unit", the Ray node id,
+the node IP and the pid of the process that fits), then waits until
 ``open-<n>`` or ``open`` exists, at most ``timeout_s`` (then it raises, so a test that
 forgot to open the gate fails instead of hanging). The test sees what started with
 :func:`started`, lets one fit through with :func:`open_ticket` and all with
@@ -35,7 +35,8 @@ import ray
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import LogisticRegression
 
-__all__ = ["GatedClassifier", "started", "open_ticket", "open_all", "wait_until"]
+__all__ = ["GatedClassifier", "pass_gate", "started", "open_ticket", "open_all",
+           "wait_until"]
 
 T = TypeVar("T")
 POLL_S = 0.02
@@ -50,6 +51,7 @@ def _take_ticket(gate: Path) -> int:
     task = context.get_task_name() if context is not None else None
     # The Ray node: tells the fits of two embedded Rays apart (both run job 01000000).
     node = context.get_node_id() if context is not None else None
+    node_ip = ray.util.get_node_ip_address() if context is not None else "127.0.0.1"
     n = 0
     while True:
         try:
@@ -59,7 +61,7 @@ def _take_ticket(gate: Path) -> int:
             continue
         with os.fdopen(fd, "w") as out:
             json.dump({"ticket": n, "job": job, "pid": os.getpid(), "task": task,
-                       "node": node}, out)
+                       "node": node, "node_ip": node_ip}, out)
         return n
 
 
@@ -70,6 +72,12 @@ def _wait_at(gate: Path, ticket: int, timeout_s: float) -> None:
             raise TimeoutError(f"gate {gate}: ticket {ticket} was not opened within "
                                f"{timeout_s:g} s")
         time.sleep(POLL_S)
+
+
+def pass_gate(gate: str | Path, timeout_s: float = 300.0) -> None:
+    """Take a ticket at ``gate`` and wait until it is opened (what each gated fit does)."""
+    gate = Path(gate)
+    _wait_at(gate, _take_ticket(gate), timeout_s)
 
 
 class GatedClassifier(ClassifierMixin, BaseEstimator):
@@ -89,8 +97,7 @@ class GatedClassifier(ClassifierMixin, BaseEstimator):
 
     def fit(self, X: Any, y: Any) -> GatedClassifier:
         if self.gate is not None:
-            gate = Path(self.gate)
-            _wait_at(gate, _take_ticket(gate), self.timeout_s)
+            pass_gate(self.gate, self.timeout_s)
         self.model_ = LogisticRegression(max_iter=1000).fit(X, y)
         self.classes_ = self.model_.classes_
         return self
@@ -103,7 +110,8 @@ class GatedClassifier(ClassifierMixin, BaseEstimator):
 
 
 def started(gate: Path) -> dict[int, dict[str, Any]]:
-    """The fits that took a ticket so far: ``{ticket: {"job", "pid", "task", "node"}}``."""
+    """The fits that took a ticket so far: ``{ticket: {"job", "pid", "task", "node",
+    "node_ip"}}``."""
     out = {}
     for path in gate.glob("started-*"):
         try:

@@ -17,6 +17,7 @@ __all__ = [
     "ClusterNodePublic",
     "ClusterPublic",
     "DatasetProgress",
+    "FailedAttempt",
     "DatasetPublic",
     "DatasetsPublic",
     "KeyCreate",
@@ -37,6 +38,7 @@ __all__ = [
     "RunsPublic",
     "ResourceUse",
     "UnitFailure",
+    "UnitRetry",
 ]
 
 
@@ -174,6 +176,26 @@ class UnitFailure(BaseModel):
     error: str
 
 
+class FailedAttempt(BaseModel):
+    attempt: int = Field(examples=[1])
+    node: str | None = Field(description="Ray node id; null when Ray had no record.")
+    node_ip: str | None = Field(examples=["127.0.0.3"])
+    error: str | None = Field(examples=["NODE_DIED"])
+
+
+class UnitRetry(BaseModel):
+    """A unit that Ray ran again because its worker or node was lost."""
+
+    dataset: str
+    model: str
+    unit: str = Field(examples=["cv2"])
+    status: str = Field(examples=["ok"])
+    attempts: int = Field(examples=[2], description="Attempts, the last one included.")
+    node: str | None = Field(description="Ray node id of the last attempt.")
+    node_ip: str | None = Field(examples=["127.0.0.2"])
+    failed_attempts: list[FailedAttempt]
+
+
 class RunProgress(BaseModel):
     """Units are folds, final fits and learning curves; a trial is one model on one table."""
 
@@ -184,6 +206,8 @@ class RunProgress(BaseModel):
     fraction: float = Field(examples=[0.43])
     datasets: dict[str, DatasetProgress]
     failures: list[UnitFailure]
+    retried: list[UnitRetry] = Field(
+        description="Units run again after their worker or node was lost (Ray's retries).")
 
 
 class ProcessPublic(BaseModel):

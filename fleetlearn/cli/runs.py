@@ -7,11 +7,14 @@ modules, so a top-level import would make each of them pay for all the others.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from fleetlearn.cli._common import JsonOpt, RegistryOpt, console, print_json, rows_table
+
+if TYPE_CHECKING:
+    from fleetlearn.insights import UnitRetry
 
 app = typer.Typer(help="Training runs: list them, show one with its leaderboard.",
                   no_args_is_help=True)
@@ -53,7 +56,7 @@ def show_run(
 ) -> None:
     """Show a run: its status, datasets, leaderboard and failed units."""
     # Imported here to keep the CLI's start-up fast (see list_runs).
-    from fleetlearn.insights import run_board, run_failures
+    from fleetlearn.insights import run_board, run_failures, run_retries
     from fleetlearn.registry import Registry
 
     reg = Registry(registry)
@@ -61,9 +64,11 @@ def show_run(
     run = board.run
     datasets = reg.run_datasets(run.id)
     failures = [f.to_dict() for f in run_failures(reg, run.id)]
+    retried = run_retries(reg, run.id)
     if json_out:
         print_json({"run": run.to_dict(), "datasets": [d.to_dict() for d in datasets],
-                    "leaderboard": board.rows, "failures": failures})
+                    "leaderboard": board.rows, "failures": failures,
+                    "retried": [r.to_dict() for r in retried]})
         return
     console.print(f"run [bold]{run.id}[/] {run.name or ''} status [bold]{run.status}[/] "
                   f"created {run.created_at:%Y-%m-%d %H:%M:%S} seed {run.seed}")
@@ -80,3 +85,15 @@ def show_run(
         console.print(TIED_NOTE.format(alpha=0.05) + f"; details: fleetlearn compare {run.id}")
     if failures:
         console.print(rows_table(failures, title="failed units"))
+    if retried:
+        noun = "unit" if len(retried) == 1 else "units"
+        console.print(f"{len(retried)} {noun} ran again after a lost worker or node:")
+        console.print(rows_table([_retry_row(r) for r in retried], title="units run again"))
+
+
+def _retry_row(retry: UnitRetry) -> dict[str, str]:
+    lost = ", ".join(f"{a.get('node_ip') or '?'} ({a.get('error') or 'unknown'})"
+                     for a in retry.failed_attempts) or "not recorded"
+    return {"dataset": retry.dataset, "model": retry.model, "unit": retry.unit,
+            "attempts": str(retry.attempts),
+            "finished on": retry.node_ip or "", "lost attempts on": lost}

@@ -264,6 +264,9 @@ def show_result(result: Any) -> None:
     if result.failed:
         err_console.print(f"[yellow]{len(result.failed)} unit(s) failed[/]; details: "
                           f"fleetlearn runs show {result.run_id}")
+    if result.retried:
+        err_console.print(f"{len(result.retried)} unit(s) ran again after a lost worker or "
+                          f"node; details: fleetlearn runs show {result.run_id}")
     console.print(
         f"run [bold]{result.run_id}[/] finished in {result.elapsed_s:.1f} s; "
         f"{len(result.models)} model version(s) registered (fleetlearn models list)."

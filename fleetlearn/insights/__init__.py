@@ -11,6 +11,8 @@ function                 read model
 ``run_detail``           ``RunDetail``: status, timings, datasets, progress, config
 ``run_progress``         ``RunProgress``: units and trials done of planned, failures
 ``run_failures``         ``UnitFailure``: each unit that failed, first error line
+``run_retries``          ``UnitRetry``: each unit Ray ran again after a lost worker
+                         or node: attempts, where each ran
 ``run_board``            ``RunBoard``: the leaderboard with tied-with-best
 ``run_comparison``       ``RunComparison``: per dataset vs the best; ranks, Friedman,
                          Nemenyi across datasets
@@ -43,9 +45,11 @@ from fleetlearn.insights._runs import (
     RunProgress,
     RunSummary,
     UnitFailure,
+    UnitRetry,
     run_detail,
     run_failures,
     run_progress,
+    run_retries,
     run_summaries,
 )
 from fleetlearn.insights._split import HeldOutRows, held_out_rows
@@ -63,6 +67,7 @@ __all__ = [
     "RunSummary",
     "ScoreHistory",
     "UnitFailure",
+    "UnitRetry",
     "dataset_versions",
     "first_line",
     "frame_records",
@@ -73,6 +78,7 @@ __all__ = [
     "run_failures",
     "run_inference",
     "run_progress",
+    "run_retries",
     "run_summaries",
     "score_history",
 ]

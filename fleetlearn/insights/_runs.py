@@ -17,7 +17,8 @@ if TYPE_CHECKING:
     from fleetlearn.registry import Registry, Run, Trial
 
 __all__ = ["DatasetProgress", "RunDataset", "RunDetail", "RunProgress", "RunSummary",
-           "UnitFailure", "run_detail", "run_failures", "run_progress", "run_summaries"]
+           "UnitFailure", "UnitRetry", "run_detail", "run_failures", "run_progress",
+           "run_retries", "run_summaries"]
 
 #: What a failed unit without error text shows (a lost task can end so).
 UNKNOWN_ERROR = "unknown error"
@@ -58,6 +59,42 @@ class UnitFailure:
 
 
 @dataclass(frozen=True)
+class UnitRetry:
+    """One unit of a run that Ray ran more than once (its worker or node was lost).
+
+    Attributes
+    ----------
+    dataset, model, unit : str
+        Which unit.
+    status : str
+        The journal's status for its last attempt (``ok``, or ``failed`` when every
+        attempt was lost).
+    attempts : int
+        How many times Ray started it, the last one included.
+    node, node_ip : str or None
+        Where the last attempt ran (None when no attempt came back).
+    failed_attempts : tuple of dict
+        The attempts before it, ``{"attempt", "node", "node_ip", "error"}`` each, as
+        Ray recorded them (``node`` None when Ray had no record); empty when unknown.
+    """
+
+    dataset: str
+    model: str
+    unit: str
+    status: str
+    attempts: int
+    node: str | None
+    node_ip: str | None
+    failed_attempts: tuple[dict[str, Any], ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every attribute, ``failed_attempts`` as a list."""
+        return {"dataset": self.dataset, "model": self.model, "unit": self.unit,
+                "status": self.status, "attempts": self.attempts, "node": self.node,
+                "node_ip": self.node_ip, "failed_attempts": list(self.failed_attempts)}
+
+
+@dataclass(frozen=True)
 class DatasetProgress:
     """Units journaled and planned for one dataset of a run."""
 
@@ -85,6 +122,9 @@ class RunProgress:
         Per dataset, by its name in the run.
     failures : tuple of UnitFailure
         Every unit that did not succeed, in trial order then unit name.
+    retried : tuple of UnitRetry
+        Every unit that Ray ran more than once because its worker or node was lost,
+        in the same order.
     """
 
     units_done: int
@@ -94,6 +134,7 @@ class RunProgress:
     fraction: float
     datasets: dict[str, DatasetProgress]
     failures: tuple[UnitFailure, ...]
+    retried: tuple[UnitRetry, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """The API's ``progress`` object (failures without their status: all failed)."""
@@ -102,7 +143,8 @@ class RunProgress:
                 "fraction": self.fraction,
                 "datasets": {name: d.to_dict() for name, d in self.datasets.items()},
                 "failures": [{"dataset": f.dataset, "model": f.model, "unit": f.unit,
-                              "error": f.error} for f in self.failures]}
+                              "error": f.error} for f in self.failures],
+                "retried": [r.to_dict() for r in self.retried]}
 
 
 @dataclass(frozen=True)
@@ -191,6 +233,50 @@ def _failures(trials: list[Trial], names: dict[int, str]) -> tuple[UnitFailure, 
         for t in trials for unit, u in sorted(t.units.items()) if u.status != "ok")
 
 
+def _retries(trials: list[Trial], names: dict[int, str]) -> tuple[UnitRetry, ...]:
+    return tuple(
+        UnitRetry(dataset=names.get(t.dataset_id, str(t.dataset_id)), model=t.model_name,
+                  unit=unit, status=u.status, attempts=int(u.payload.get("attempts") or 1),
+                  node=u.payload.get("node"), node_ip=u.payload.get("node_ip"),
+                  failed_attempts=tuple(u.payload.get("failed_attempts") or ()))
+        for t in trials for unit, u in sorted(t.units.items())
+        if int((u.payload or {}).get("attempts") or 1) > 1)
+
+
+def run_retries(registry: Registry, run_id: str) -> tuple[UnitRetry, ...]:
+    """Every unit of a run that Ray ran again after losing its worker or node.
+
+    The task journals how many attempts it took (``attempts`` in the unit's payload);
+    the driver adds where the lost attempts ran (``failed_attempts``).
+
+    Parameters
+    ----------
+    registry : fleetlearn.registry.Registry
+    run_id : str
+        Run id or a unique prefix.
+
+    Returns
+    -------
+    tuple of UnitRetry
+        In trial order, then by unit name; empty when no worker or node was lost.
+
+    Raises
+    ------
+    NotFoundError
+        No such run.
+
+    Examples
+    --------
+    >>> from fleetlearn.registry import Registry
+    >>> [(r.unit, r.attempts, r.node_ip) for r in run_retries(Registry(), "3f2a9c")]
+    ...                                                              # doctest: +SKIP
+    [('cv1', 2, '127.0.0.3')]
+    """
+    run = registry.get_run(run_id)
+    names = {d.id: d.name for d in registry.run_datasets(run.id)}
+    return _retries(registry.list_trials(run.id), names)
+
+
 def run_failures(registry: Registry, run_id: str) -> tuple[UnitFailure, ...]:
     """Every unit of a run that did not succeed, with the first line of its error.
 
@@ -249,7 +335,7 @@ def _progress(registry: Registry, run: Run, names: dict[int, str]) -> RunProgres
         units_done=units_done, units_total=total, trials_done=trials_done,
         trials_total=len(trials), fraction=round(units_done / total, 4) if total else 0.0,
         datasets={d: DatasetProgress(done[d], totals[d]) for d in models},
-        failures=_failures(trials, names))
+        failures=_failures(trials, names), retried=_retries(trials, names))
 
 
 def run_progress(registry: Registry, run_id: str) -> RunProgress:

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import ray
-from ray.exceptions import RayError
+from ray.exceptions import LocalRayletDiedError, NodeDiedError, RayError, WorkerCrashedError
 
 from fleetlearn.catalog import ModelSpec, default_models, resolve_model, resolve_model_dict
 from fleetlearn.data import Dataset, check_folds, load_dataset
@@ -39,7 +39,7 @@ from fleetlearn.training._plan import (
     split_seed,
     unit_fold,
 )
-from fleetlearn.training._ray import connect_ray
+from fleetlearn.training._ray import connect_ray, earlier_attempts
 from fleetlearn.training._results import run_leaderboard
 from fleetlearn.training._seeds import derive_seed
 from fleetlearn.training._tasks import run_unit
@@ -97,6 +97,9 @@ class TrainResult:
     warnings: list[str]
     failed: list[dict[str, str]]
     elapsed_s: float
+    #: Units Ray ran more than once (a lost worker or node), this process only:
+    #: ``{"dataset", "model", "unit", "attempts", "node_ip"}`` each.
+    retried: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         board = self.leaderboard.replace({np.nan: None})
@@ -106,6 +109,7 @@ class TrainResult:
             "models": [m.to_dict() for m in self.models],
             "warnings": self.warnings,
             "failed": self.failed,
+            "retried": self.retried,
             "elapsed_s": round(self.elapsed_s, 3),
         }
 
@@ -353,6 +357,8 @@ class _RunDriver:
     on_progress: ProgressCallback | None
     #: Units that finished with an error (this process only; the journal has them all).
     failed: list[dict[str, str]] = field(default_factory=list)
+    #: Units Ray ran more than once (this process only).
+    retried: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
     def record(cls, config: RunOptions, prepared: list[PreparedDataset], reg: Registry,
@@ -468,6 +474,9 @@ class _RunDriver:
         """Journal results as they land, batching what finished together."""
         refs = list(pending)
         batch: list[dict[str, Any]] = []
+        #: Units Ray ran more than once, by task id: where their lost attempts ran is
+        #: looked up once, when the wave is done (one read of Ray's task records).
+        retried: dict[str, dict[str, Any]] = {}
         last_flush = time.monotonic()
         try:
             while refs:
@@ -479,12 +488,19 @@ class _RunDriver:
                 # once when all that is left has finished).
                 ready, refs = ray.wait(refs, num_returns=min(len(refs), _WAIT_BATCH),
                                        timeout=JOURNAL_FLUSH_S)
-                for ref, result in zip(ready, _get_all(ready), strict=True):
+                results = _get_all(ready, self.config.max_retries)
+                for ref, result in zip(ready, results, strict=True):
                     key = pending.pop(ref)
                     unit = {"trial_id": self.trial_ids[(key.dataset, key.model)],
                             "unit": key.unit, "status": result["status"],
                             "payload": result["payload"], "error": result["error"],
                             "duration_s": result["duration_s"]}
+                    attempts = int(result["payload"].get("attempts") or 1)
+                    if attempts > 1:
+                        retried[ref.task_id().hex()] = unit
+                        self.retried.append({"dataset": key.dataset, "model": key.model,
+                                             "unit": key.unit, "attempts": attempts,
+                                             "node_ip": result["payload"].get("node_ip")})
                     if result["status"] == "ok" and key.unit == "final":
                         # The model and its journal entry land in one transaction.
                         self._register(key, result, unit)
@@ -501,6 +517,8 @@ class _RunDriver:
                 if batch and (not refs or now - last_flush >= JOURNAL_FLUSH_S):
                     self.registry.record_units(batch)
                     batch, last_flush = [], now
+            if retried:
+                self.registry.record_units(_with_lost_attempts(retried))
         finally:
             if batch:  # Ctrl-C or an error: keep what finished so resume skips it
                 self.registry.record_units(batch)
@@ -537,10 +555,10 @@ class _RunDriver:
             n for p in self.datasets.values() for n in p.notes]
         return TrainResult(self.run_id, run_leaderboard(self.registry, self.run_id),
                            self.registry.list_models(run_id=self.run_id), warnings_out,
-                           self.failed, time.perf_counter() - started)
+                           self.failed, time.perf_counter() - started, self.retried)
 
 
-def _get_all(refs: list[ray.ObjectRef]) -> list[dict[str, Any]]:
+def _get_all(refs: list[ray.ObjectRef], max_retries: int) -> list[dict[str, Any]]:
     """Results of finished tasks; a task lost after Ray's retries is a failed unit."""
     if not refs:
         return []
@@ -553,10 +571,34 @@ def _get_all(refs: list[ray.ObjectRef]) -> list[dict[str, Any]]:
         try:
             out.append(ray.get(ref))
         except RayError as exc:  # the node or worker died and retries ran out
-            out.append({"status": "failed", "payload": {}, "artifact": None,
+            # Ray raises these only once every retry was lost the same way.
+            lost = isinstance(exc, WorkerCrashedError | NodeDiedError | LocalRayletDiedError)
+            out.append({"status": "failed",
+                        "payload": {"attempts": max_retries + 1} if lost else {},
+                        "artifact": None,
                         "error": f"{type(exc).__name__}: {str(exc).splitlines()[0]}",
                         "duration_s": None})
     return out
+
+
+def _with_lost_attempts(retried: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The journal entries of units Ray ran more than once, with ``failed_attempts``:
+    the node and error of each lost attempt.
+
+    A unit's payload says how many attempts it took (``attempts``, read by the task
+    itself); only units with more than one ask Ray about the others, once per wave, so
+    a run without lost workers or nodes makes no extra call, and one with many pays
+    for one read (Ray's task records are read whole: about 0.1 ms per task here). The
+    entries were journaled as they landed; writing them again only adds that field
+    (the journal is an upsert).
+    """
+    # A unit lost on every attempt (no node in its payload) has no last attempt that
+    # came back: ask for all of them.
+    earlier = earlier_attempts({
+        task: int(unit["payload"]["attempts"]) + ("node" not in unit["payload"])
+        for task, unit in retried.items()})
+    return [{**unit, "payload": {**unit["payload"], "failed_attempts": earlier[task]}}
+            for task, unit in retried.items() if task in earlier]
 
 
 def _finish_trials(reg: Registry, run_id: str) -> None:

@@ -8,13 +8,15 @@ import os
 import signal
 import socket
 import threading
+import time
 from collections.abc import Iterator
+from typing import Any
 
 import ray
 
 from fleetlearn.errors import ClusterError
 
-__all__ = ["connect_ray", "check_address", "keep_sigterm_handler"]
+__all__ = ["connect_ray", "check_address", "earlier_attempts", "keep_sigterm_handler"]
 
 
 def check_address(address: str, timeout: float = 5.0) -> None:
@@ -143,3 +145,90 @@ def _quiet_ray_logs() -> Iterator[None]:
         yield
     finally:
         logger.setLevel(level)
+
+
+#: How long the driver waits, once, for Ray to report a failed attempt it does not know
+#: yet: workers and the driver send task events every second
+#: (``RAY_task_events_report_interval_ms``, default 1000).
+_TASK_EVENTS_LAG_S = 1.5
+
+
+def earlier_attempts(attempts: dict[str, int]) -> dict[str, list[dict[str, Any]]]:
+    """The attempts before the last one of tasks that Ray retried: node and error of each.
+
+    Parameters
+    ----------
+    attempts : dict of str to int
+        Task id (hex) -> how many attempts it took (the last one included; one more
+        for a task lost on every attempt, to get them all).
+
+    Returns
+    -------
+    dict of str to list of dict
+        Task id -> ``[{"attempt", "node", "node_ip", "error"}, ...]`` for attempts
+        ``1 .. n-1`` in order; an attempt Ray has no record of has ``node`` None. Empty
+        when Ray's task events cannot be read (they are a diagnosis, never a reason to
+        fail a run).
+
+    Called only for units that ran more than once (after a lost worker or node), so a
+    run without faults never pays for it. Ray's public state API
+    (``ray.util.state.list_tasks``) serves these records only through the dashboard,
+    which fleetlearn does not start; the GCS holds them either way and
+    ``ray._private.state`` (what ``ray.timeline`` reads) reads them from there.
+    """
+    wanted = {t: n for t, n in attempts.items() if n > 1}
+    if not wanted:
+        return {}
+    try:
+        found = _failed_attempts(wanted)
+        if not _complete(found, wanted):
+            time.sleep(_TASK_EVENTS_LAG_S)  # the failure may not be reported yet
+            found = _failed_attempts(wanted)
+        ips = {n["NodeID"]: n["NodeManagerAddress"] for n in ray.nodes()}
+    except Exception:  # noqa: BLE001 - a diagnosis must not fail the run
+        return {}
+    out = {}
+    for task_id, n in wanted.items():
+        known = found.get(task_id, {})
+        out[task_id] = [
+            {"attempt": a + 1, "node": known.get(a, {}).get("node"),
+             "node_ip": ips.get(known.get(a, {}).get("node") or ""),
+             "error": known.get(a, {}).get("error")}
+            for a in range(n - 1)]
+    return out
+
+
+def _complete(found: dict[str, dict[int, dict[str, Any]]], wanted: dict[str, int]) -> bool:
+    """Every wanted attempt is known with its node and its failure."""
+    return all(found.get(t, {}).get(a, {}).get("failed") and found[t][a].get("node")
+               for t, n in wanted.items() for a in range(n - 1))
+
+
+def _failed_attempts(wanted: dict[str, int]) -> dict[str, dict[int, dict[str, Any]]]:
+    """Task id -> attempt number (0-based) -> node, error and whether Ray recorded the
+    attempt's failure, read from the GCS."""
+    # Here, not at the top: Ray's private state module is needed only after a fault.
+    from ray._private.state import state
+    from ray.core.generated import common_pb2
+
+    ids = {bytes.fromhex(t): t for t in wanted}
+    failed = common_pb2.TaskStatus.Value("FAILED")
+    out: dict[str, dict[int, dict[str, Any]]] = {}
+    for event in state._get_all_task_events():
+        task_id = ids.get(event.task_id)
+        if task_id is None or event.attempt_number >= wanted[task_id] - 1:
+            continue
+        updates = event.state_updates
+        error = None
+        if updates.HasField("error_info"):
+            info = updates.error_info
+            error = common_pb2.ErrorType.Name(info.error_type)
+            if info.error_message:
+                error += f": {info.error_message.strip().splitlines()[0][:300]}"
+        node = updates.node_id.hex() if updates.node_id else None
+        seen = out.setdefault(task_id, {}).setdefault(event.attempt_number, {})
+        # One attempt can come as several events (the driver's, the worker's): merge.
+        seen["node"] = node or seen.get("node")
+        seen["error"] = error or seen.get("error")
+        seen["failed"] = seen.get("failed") or failed in updates.state_ts_ns
+    return out

@@ -52,6 +52,23 @@ def _where() -> dict[str, str]:
     return dict(_WHERE)
 
 
+def _attempts() -> int:
+    """How many times Ray has started this task, this attempt included (1 = first).
+
+    Ray retries a task whose worker or node died (``max_retries``); the attempt number
+    is in the task's own spec, so reading it costs no round trip. Ray 2.60 has no public
+    accessor for it (the state API has it per attempt, but needs the dashboard), hence
+    the core worker's; an older or newer Ray without it reads as one attempt.
+    """
+    if not ray.is_initialized():
+        return 1
+    try:
+        core = ray._private.worker.global_worker.core_worker
+        return int(core.get_current_task_attempt_number()) + 1
+    except (AttributeError, TypeError):
+        return 1
+
+
 def run_unit(bundle: dict[str, Any], spec_dict: dict[str, Any], unit: str, seed: int,
              metric: str) -> dict[str, Any]:
     """Run one unit and return ``{status, payload, error, duration_s, artifact}``.
@@ -72,13 +89,14 @@ def run_unit(bundle: dict[str, Any], spec_dict: dict[str, Any], unit: str, seed:
         tb = traceback.format_exc(limit=6)
         return {
             "status": "failed",
-            "payload": {**_where(), "traceback": tb, "started_at": started_at,
-                        "finished_at": time.time()},
+            "payload": {**_where(), "attempts": _attempts(), "traceback": tb,
+                        "started_at": started_at, "finished_at": time.time()},
             "error": f"{type(exc).__name__}: {exc}".strip()[:2000],
             "duration_s": time.perf_counter() - start,
             "artifact": None,
         }
-    payload.update(_where(), started_at=started_at, finished_at=time.time())
+    payload.update(_where(), attempts=_attempts(), started_at=started_at,
+                   finished_at=time.time())
     if caught:
         payload["warnings"] = caught
     return {

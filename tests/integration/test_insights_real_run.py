@@ -39,7 +39,7 @@ MODELS = ["logistic_regression", "decision_tree:max_depth=3"]
 DETAIL_KEYS = ["id", "name", "status", "error", "seed", "created_at", "started_at",
                "finished_at", "datasets", "progress", "config"]
 PROGRESS_KEYS = ["units_done", "units_total", "trials_done", "trials_total", "fraction",
-                 "datasets", "failures"]
+                 "datasets", "failures", "retried"]
 BOARD_ROW_KEYS = ["rank", "dataset", "metric", "model", "cv_mean", "cv_std", "test",
                   "fit_time_s", "predict_ms_per_row", "folds", "status", "ci_low", "ci_high",
                   "p_value", "p_adjusted", "tied_with_best"]

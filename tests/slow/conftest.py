@@ -33,12 +33,6 @@ def isolated_env(tmp_path: Path) -> Iterator[dict[str, str]]:
     shutil.rmtree(ray_tmp, ignore_errors=True)
 
 
-@pytest.fixture
-def kill_mentioning():  # noqa: ANN201
-    """The process killer below, for tests that take a node down."""
-    return kill_processes_mentioning
-
-
 def kill_processes_mentioning(text: str) -> None:
     """Kill what a killed driver may leave behind: processes whose command line holds
     ``text`` (our own temp dir). Never ``ray stop``, which would hit every Ray on the

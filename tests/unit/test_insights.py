@@ -240,7 +240,8 @@ def test_run_detail_is_what_the_run_route_answers(
     assert list(detail) == ["id", "name", "status", "error", "seed", "created_at",
                             "started_at", "finished_at", "datasets", "progress", "config"]
     assert list(detail["progress"]) == ["units_done", "units_total", "trials_done",
-                                        "trials_total", "fraction", "datasets", "failures"]
+                                        "trials_total", "fraction", "datasets", "failures",
+                                        "retried"]
     assert detail["datasets"][0] == {"name": "iris", "rows": 150, "features": 4,
                                      "task": "classification", "target": "species"}
     same(roundtrip(detail), route)
@@ -459,3 +460,33 @@ def test_every_public_read_model_is_exported_and_documented() -> None:
             assert "Examples" in (obj.__doc__ or ""), f"{name} has no example"
         elif isinstance(obj, type):
             assert hasattr(obj, "to_dict") or name == "HeldOutRows", name
+
+
+def test_units_run_again_are_shown_by_the_cli_and_the_api(
+        world: tuple[Registry, TestClient, str, dict[str, Path], str],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A unit whose node was lost (attempts 2, journaled as training journals it) is
+    listed by ``run_retries``, ``runs show`` (text and JSON) and the run route."""
+    reg, client, run_id, _, url = world
+    assert insights.run_retries(reg, run_id) == ()
+    trial = next(t for t in reg.list_trials(run_id) if t.model_name == "decision_tree")
+    payload = dict(trial.units["cv1"].payload, attempts=2, node="b" * 56,
+                   node_ip="127.0.0.3",
+                   failed_attempts=[{"attempt": 1, "node": "a" * 56, "node_ip": "127.0.0.2",
+                                     "error": "NODE_DIED"}])
+    reg.record_unit(trial.id, "cv1", "ok", payload)
+
+    [retry] = insights.run_retries(reg, run_id)
+    expected = {"dataset": "iris", "model": "decision_tree", "unit": "cv1", "status": "ok",
+                "attempts": 2, "node": "b" * 56, "node_ip": "127.0.0.3",
+                "failed_attempts": payload["failed_attempts"]}
+    assert retry.to_dict() == expected
+    assert run_detail(reg, run_id).progress.retried == (retry,)
+    assert client.get(f"/v1/runs/{run_id}").json()["progress"]["retried"] == [expected]
+    assert main(["runs", "show", run_id, "--registry", url, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["retried"] == [expected]
+    assert main(["runs", "show", run_id, "--registry", url]) == 0
+    text = capsys.readouterr().out
+    assert "1 unit ran again after a lost worker or node" in text
+    assert "127.0.0.3" in text  # finished there
+    assert "127.0.0.2" in text  # lost there

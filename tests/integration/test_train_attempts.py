@@ -1,0 +1,95 @@
+"""A unit whose worker process dies is run again by Ray, and the journal says so."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from sklearn.datasets import load_iris
+
+import fleetlearn
+from fleetlearn.insights import run_detail
+from fleetlearn.registry import Registry
+
+pytestmark = pytest.mark.usefixtures("ray_session")
+
+
+@pytest.fixture
+def iris(tmp_path: Path) -> Path:
+    path = tmp_path / "iris.csv"
+    load_iris(as_frame=True).frame.to_csv(path, index=False)
+    return path
+
+
+def _units(run_id: str) -> dict[tuple[str, str], dict]:
+    return {(t.model_name, name): {"status": u.status, "error": u.error, **u.payload}
+            for t in Registry().list_trials(run_id) for name, u in t.units.items()}
+
+
+def test_a_unit_whose_worker_died_ran_again_and_says_so(
+        iris: Path, home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLEETLEARN_TRUSTED_TYPES", "fault_models.CrashOnceClassifier")
+    marker = tmp_path / "crashed"
+    models = [f"fault_models.CrashOnceClassifier:marker={marker}", "decision_tree"]
+    result = fleetlearn.train(iris, target="target", models=models, folds=3, seed=3,
+                              curves=False)
+    # The fault happened: one fit ended its worker process (the marker holds its pid).
+    crashed_pid = json.loads(marker.read_text())["pid"]
+    units = _units(result.run_id)
+    # Nothing lost: every unit journaled once, all ok, the run finished.
+    assert len(units) == 2 * (3 + 1)
+    assert {u["status"] for u in units.values()} == {"ok"}
+    assert Registry().get_run(result.run_id).status == "finished"
+    assert result.failed == []
+    # The unit that lost its worker took two attempts and names the lost one.
+    retried = {k: u for k, u in units.items() if u["attempts"] > 1}
+    assert len(retried) == 1, {k: u["attempts"] for k, u in units.items()}
+    (model, _unit), unit = next(iter(retried.items()))
+    assert model == "CrashOnceClassifier"
+    assert unit["attempts"] == 2
+    assert int(unit["pid"]) != crashed_pid  # finished by another worker process
+    [lost] = unit["failed_attempts"]
+    assert lost["attempt"] == 1
+    assert lost["node"] == unit["node"]  # one node here: the retry ran where it could
+    assert lost["node_ip"] == unit["node_ip"]
+    assert lost["error"].startswith("WORKER_DIED")
+    assert all(u["attempts"] == 1 and "failed_attempts" not in u
+               for k, u in units.items() if k not in retried)
+    assert result.retried == [{"dataset": "iris", "model": model, "unit": _unit,
+                               "attempts": 2, "node_ip": unit["node_ip"]}]
+    # Where users look: the run's detail counts the unit that ran again.
+    detail = run_detail(Registry(), result.run_id)
+    assert [(r.model, r.attempts) for r in detail.progress.retried] == [(model, 2)]
+
+    # Running again cost nothing but time: the same run without the crash scores the same.
+    again = fleetlearn.train(iris, target="target", models=models, folds=3, seed=3,
+                             curves=False)
+    assert max(u["attempts"] for u in _units(again.run_id).values()) == 1
+    scores = {k: u.get("scores") or u.get("test_scores") for k, u in units.items()}
+    assert scores == {k: u.get("scores") or u.get("test_scores")
+                      for k, u in _units(again.run_id).items()}
+
+
+def test_a_unit_that_loses_every_attempt_fails_alone_with_each_attempt_named(
+        iris: Path, home: Path) -> None:
+    result = fleetlearn.train(iris, target="target", folds=2, seed=3, curves=False,
+                              final_fit=False, max_retries=1,
+                              models=["fault_models.CrashOnceClassifier:always=true",
+                                      "decision_tree"])
+    units = _units(result.run_id)
+    assert Registry().get_run(result.run_id).status == "finished"
+    assert {k: u["status"] for k, u in units.items()} == {
+        ("CrashOnceClassifier", "cv0"): "failed", ("CrashOnceClassifier", "cv1"): "failed",
+        ("decision_tree", "cv0"): "ok", ("decision_tree", "cv1"): "ok"}
+    for (model, _), unit in units.items():
+        if model != "CrashOnceClassifier":
+            continue
+        assert unit["error"].startswith("WorkerCrashedError"), unit["error"]
+        assert unit["attempts"] == 2  # the first and max_retries=1 more
+        assert [a["attempt"] for a in unit["failed_attempts"]] == [1, 2]
+        assert all(a["node"] and a["error"].startswith("WORKER_DIED")
+                   for a in unit["failed_attempts"]), unit["failed_attempts"]
+    retried = run_detail(Registry(), result.run_id).progress.retried
+    assert [(r.unit, r.status, r.attempts) for r in retried] == [("cv0", "failed", 2),
+                                                                ("cv1", "failed", 2)]
