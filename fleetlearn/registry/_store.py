@@ -34,8 +34,8 @@ from fleetlearn.registry._artifacts import (
 )
 from fleetlearn.registry._engine import (
     SQLITE_BEGIN_OPTION,
+    connect_error,
     create_registry_engine,
-    describe_connect_error,
     is_postgres,
     sentence,
 )
@@ -65,7 +65,6 @@ UNIT_STATUSES = ("ok", "failed")
 _PG_LOCK_MODEL_NAME = 0x464C01
 _PG_LOCK_DIGEST = 0x464C02
 _MAX_REGISTER_ATTEMPTS = 50
-_UNIT_BATCH = 200  # rows per INSERT: well under SQLite's bound-parameter limit
 
 
 def _check_choice(what: str, value: str, allowed: Sequence[str]) -> str:
@@ -140,7 +139,7 @@ class Registry(ServingStoreMixin):
             upgrade_to_head(self._engine, self.url)
         except SQLAlchemyError as exc:
             self._engine.dispose()
-            raise RegistryError(describe_connect_error(self.url, exc)) from exc
+            raise connect_error(self.url, exc) from exc
         except BaseException:
             self._engine.dispose()
             raise
@@ -178,8 +177,11 @@ class Registry(ServingStoreMixin):
                 f"Registry {self.url} refused the change: {sentence(exc.orig)}"
             ) from exc
         except OperationalError as exc:
-            raise RegistryError(describe_connect_error(self.url, exc)) from exc
+            raise connect_error(self.url, exc) from exc
         except DBAPIError as exc:
+            if exc.connection_invalidated or isinstance(exc, sa.exc.InterfaceError):
+                # The connection died under the statement (the server went away).
+                raise connect_error(self.url, exc) from exc
             raise RegistryError(f"Registry {self.url} failed: {sentence(exc.orig)}") from exc
         except sa.exc.StatementError as exc:  # e.g. a value that is not JSON-serialisable
             raise RegistryError(
@@ -506,21 +508,23 @@ class Registry(ServingStoreMixin):
                 f"Cannot journal units of trial(s) {', '.join(map(str, missing))}: no such "
                 f"trial in registry {self.url}. Create trials with ensure_trial() first."
             )
-        for start in range(0, len(rows), _UNIT_BATCH):
-            stmt = self._insert(SqlTrialUnit).values(rows[start : start + _UNIT_BATCH])
-            s.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=["trial_id", "unit"],
-                    set_={
-                        "status": stmt.excluded.status,
-                        "payload": stmt.excluded.payload,
-                        "error": stmt.excluded.error,
-                        "duration_s": stmt.excluded.duration_s,
-                    },
-                )
-            )
+        # One statement for every batch, run as an executemany: SQLAlchemy compiles it
+        # once (cached) and sends the rows as multi-row VALUES ("insertmanyvalues"),
+        # where building ``.values(rows)`` compiled a new statement for every batch.
+        s.execute(self._unit_upsert(), rows)
         # Sorted ids: concurrent batches lock trial rows in the same order (no deadlock).
         s.execute(sa.update(SqlTrial).where(SqlTrial.id.in_(trial_ids)).values(updated_at=utcnow()))
+
+    def _unit_upsert(self) -> Any:
+        stmt = getattr(self, "_unit_upsert_stmt", None)
+        if stmt is None:
+            insert = self._insert(SqlTrialUnit.__table__)
+            stmt = self._unit_upsert_stmt = insert.on_conflict_do_update(
+                index_elements=["trial_id", "unit"],
+                set_={c: insert.excluded[c] for c in ("status", "payload", "error",
+                                                       "duration_s")},
+            )
+        return stmt
 
     def set_trial_status(self, trial_id: int, status: str, error: str | None = None) -> None:
         """Set a trial's status (``pending``, ``running``, ``ok``, ``failed``, ``partial``)."""
