@@ -420,6 +420,18 @@ class Registry(ServingStoreMixin):
         Idempotent (resume calls it again): an existing trial keeps its spec, status
         and units.
         """
+        return self.ensure_trials(run_id, dataset_id, [(model_name, spec)])[0]
+
+    def ensure_trials(
+        self, run_id: str, dataset_id: int, models: Sequence[tuple[str, dict[str, Any]]]
+    ) -> list[Trial]:
+        """:meth:`ensure_trial` for many models of one dataset in one transaction.
+
+        Returns the trials in the order of ``models`` (``(model_name, spec)`` pairs).
+        A run of thousands of models opens in one round trip instead of thousands.
+        """
+        if not models:
+            return []
         now = utcnow()
         with self._write() as s:
             self._require_run(s, run_id)
@@ -429,32 +441,24 @@ class Registry(ServingStoreMixin):
                     "add_dataset() before creating its trials."
                 )
             s.execute(
-                self._insert(SqlTrial)
-                .values(
-                    run_id=run_id,
-                    dataset_id=dataset_id,
-                    model_name=model_name,
-                    spec=spec,
-                    status="pending",
-                    created_at=now,
-                    updated_at=now,
-                )
-                .on_conflict_do_nothing(index_elements=["run_id", "dataset_id", "model_name"])
+                self._insert(SqlTrial.__table__).on_conflict_do_nothing(
+                    index_elements=["run_id", "dataset_id", "model_name"]),
+                [{"run_id": run_id, "dataset_id": dataset_id, "model_name": name,
+                  "spec": spec, "status": "pending", "created_at": now, "updated_at": now}
+                 for name, spec in models],
             )
-            row = (
+            names = [name for name, _ in models]
+            rows = (
                 s.scalars(
                     sa.select(SqlTrial)
                     .options(joinedload(SqlTrial.units))
-                    .where(
-                        SqlTrial.run_id == run_id,
-                        SqlTrial.dataset_id == dataset_id,
-                        SqlTrial.model_name == model_name,
-                    )
+                    .where(SqlTrial.run_id == run_id, SqlTrial.dataset_id == dataset_id)
                 )
                 .unique()
-                .one()
+                .all()
             )
-            return _trial(row)
+            by_name = {row.model_name: row for row in rows}
+            return [_trial(by_name[name]) for name in names]
 
     def record_unit(
         self,
@@ -536,6 +540,32 @@ class Registry(ServingStoreMixin):
             row.status = status
             row.error = error
             row.updated_at = utcnow()
+
+    def set_trial_statuses(self, statuses: dict[int, tuple[str, str | None]]) -> None:
+        """:meth:`set_trial_status` for many trials in one transaction.
+
+        ``statuses`` maps a trial id to ``(status, error)``.
+        """
+        if not statuses:
+            return
+        for status, _ in statuses.values():
+            _check_choice("trial status", status, TRIAL_STATUSES)
+        now = utcnow()
+        with self._write() as s:
+            known = set(s.scalars(sa.select(SqlTrial.id).where(SqlTrial.id.in_(list(statuses)))))
+            missing = sorted(set(statuses) - known)
+            if missing:
+                raise NotFoundError(
+                    f"No trial with id {', '.join(map(str, missing))} in registry {self.url}."
+                )
+            s.execute(
+                sa.update(SqlTrial.__table__)
+                .where(SqlTrial.__table__.c.id == sa.bindparam("trial_id"))
+                .values(status=sa.bindparam("new_status"), error=sa.bindparam("new_error"),
+                        updated_at=now),
+                [{"trial_id": t, "new_status": st, "new_error": err}
+                 for t, (st, err) in sorted(statuses.items())],
+            )
 
     def list_trials(self, run_id: str, dataset_id: int | None = None) -> list[Trial]:
         """Return a run's trials (optionally of one dataset) with their units, by id."""

@@ -11,6 +11,8 @@ only what is missing.
 
 from __future__ import annotations
 
+import collections
+import logging
 import re
 import signal
 import threading
@@ -27,7 +29,7 @@ from ray.exceptions import RayError
 
 from fleetlearn.catalog import ModelSpec, default_models, resolve_model, resolve_model_dict
 from fleetlearn.data import Dataset, check_folds, load_dataset
-from fleetlearn.errors import ConfigError
+from fleetlearn.errors import ConfigError, RegistryUnavailableError
 from fleetlearn.evaluation import PRIMARY_METRIC, check_metric, greater_is_better
 from fleetlearn.registry import ModelVersion, Registry, validate_model_name
 from fleetlearn.training._options import DatasetOptions, ModelEntry, RunOptions, dataset_configs
@@ -52,6 +54,8 @@ __all__ = [
     "train",
     "train_run",
 ]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -323,6 +327,14 @@ def train_run(
 JOURNAL_FLUSH_S = 0.25
 #: The most results collected per ``ray.wait`` call.
 _WAIT_BATCH = 256
+#: How many of the oldest pending tasks each ``ray.wait`` looks at (at least twice the
+#: cluster's CPUs). Ray runs a run's tasks about in submission order, so the window
+#: holds every running task; waiting on all pending refs instead costs O(pending) per
+#: call, which made a 20,000-unit run quadratic in the driver.
+_WAIT_WINDOW = 1024
+#: Pauses between attempts of a journal batch (or a registration) while the registry
+#: is unavailable: about 75 s in all, then the run fails (and can be resumed).
+JOURNAL_RETRY_S = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 15.0, 15.0, 15.0)
 
 
 @dataclass
@@ -380,11 +392,11 @@ class _RunDriver:
                 target=d.schema.target, schema=d.schema.to_dict(),
             )
             dataset_ids[p.name] = rec.id
-        trial_ids = {
-            (p.name, s.name): reg.ensure_trial(run_id, dataset_ids[p.name], s.name,
-                                               s.to_dict()).id
-            for p in prepared for s in p.specs
-        }
+        trial_ids = {}
+        for p in prepared:  # one transaction per dataset, however many models
+            trials = reg.ensure_trials(run_id, dataset_ids[p.name],
+                                       [(s.name, s.to_dict()) for s in p.specs])
+            trial_ids.update({(p.name, t.model_name): t.id for t in trials})
 
         units = run_units(prepared, config)
         id_to_name = {v: k for k, v in dataset_ids.items()}
@@ -457,19 +469,23 @@ class _RunDriver:
 
     def _drain(self, pending: dict[ray.ObjectRef, UnitKey], stop: _StopOnSigint) -> None:
         """Journal results as they land, batching what finished together."""
-        refs = list(pending)
+        queue = collections.deque(pending)  # in submission order
+        window: list[ray.ObjectRef] = []
+        size = max(_WAIT_WINDOW, 2 * int(ray.cluster_resources().get("CPU", 0)))
         batch: list[dict[str, Any]] = []
         last_flush = time.monotonic()
         try:
-            while refs:
+            while window or queue:
                 if stop.requested:
-                    for ref in refs:
+                    for ref in [*window, *queue]:
                         ray.cancel(ref, force=True)
                     raise KeyboardInterrupt
+                while queue and len(window) < size:
+                    window.append(queue.popleft())
                 # One call returns everything finished within the flush interval (or at
                 # once when all that is left has finished).
-                ready, refs = ray.wait(refs, num_returns=min(len(refs), _WAIT_BATCH),
-                                       timeout=JOURNAL_FLUSH_S)
+                ready, window = ray.wait(window, num_returns=min(len(window), _WAIT_BATCH),
+                                         timeout=JOURNAL_FLUSH_S)
                 for ref, result in zip(ready, _get_all(ready), strict=True):
                     key = pending.pop(ref)
                     unit = {"trial_id": self.trial_ids[(key.dataset, key.model)],
@@ -489,19 +505,20 @@ class _RunDriver:
                     self.tracker.emit(self.on_progress, "unit", key, result["status"],
                                       result["error"])
                 now = time.monotonic()
-                if batch and (not refs or now - last_flush >= JOURNAL_FLUSH_S):
-                    self.registry.record_units(batch)
-                    batch, last_flush = [], now
+                if batch and (not (window or queue) or now - last_flush >= JOURNAL_FLUSH_S):
+                    _retrying(self.registry.record_units, batch)
+                    batch, last_flush = [], time.monotonic()
         finally:
             if batch:  # Ctrl-C or an error: keep what finished so resume skips it
-                self.registry.record_units(batch)
+                _retrying(self.registry.record_units, batch)
 
     def _register(self, key: UnitKey, result: dict[str, Any],
                   unit: dict[str, Any]) -> ModelVersion:
         prepared = self.datasets[key.dataset]
         spec = next(s for s in prepared.specs if s.name == key.model)
         d = prepared.dataset
-        return self.registry.register_model(
+        return _retrying(
+            self.registry.register_model,
             f"{key.dataset}-{key.model}",
             artifact=result["artifact"],
             run_id=self.run_id,
@@ -531,6 +548,23 @@ class _RunDriver:
                            self.failed, time.perf_counter() - started)
 
 
+def _retrying(write: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Call a registry write, retrying with backoff while the registry is unavailable.
+
+    Journal batches are idempotent upserts, so a batch whose outcome was lost with the
+    connection is simply written again. The pauses are :data:`JOURNAL_RETRY_S`; after
+    the last one the error propagates and the run is marked failed (resume re-runs
+    only what is not journaled).
+    """
+    for pause in JOURNAL_RETRY_S:
+        try:
+            return write(*args, **kwargs)
+        except RegistryUnavailableError as exc:
+            log.warning("registry unavailable, retrying in %.1f s: %s", pause, exc)
+            time.sleep(pause)
+    return write(*args, **kwargs)
+
+
 def _get_all(refs: list[ray.ObjectRef]) -> list[dict[str, Any]]:
     """Results of finished tasks; a task lost after Ray's retries is a failed unit."""
     if not refs:
@@ -551,15 +585,17 @@ def _get_all(refs: list[ray.ObjectRef]) -> list[dict[str, Any]]:
 
 
 def _finish_trials(reg: Registry, run_id: str) -> None:
+    done: dict[int, tuple[str, str | None]] = {}
     for trial in reg.list_trials(run_id):
         statuses = [u.status for u in trial.units.values()]
         errors = [u.error for u in trial.units.values() if u.error]
         if statuses and all(s == "ok" for s in statuses):
-            reg.set_trial_status(trial.id, "ok")
+            done[trial.id] = ("ok", None)
         elif statuses and all(s != "ok" for s in statuses):
-            reg.set_trial_status(trial.id, "failed", error=errors[0] if errors else None)
+            done[trial.id] = ("failed", errors[0] if errors else None)
         else:
-            reg.set_trial_status(trial.id, "partial", error=errors[0] if errors else None)
+            done[trial.id] = ("partial", errors[0] if errors else None)
+    reg.set_trial_statuses(done)  # one transaction, not one per trial
 
 
 class _StopOnSigint:
