@@ -108,6 +108,14 @@ def part_o(sizes: Sizes, cores: int, work: Path, profile: bool, out: Path) -> di
                 "wall_per_trial_ms": x["wall_s"] / trials * 1e3,
                 "fit_score_ms": cr * 1e3,
                 "overhead_per_trial_ms": (x["wall_s"] - trials * cr / cores) / trials * 1e3,
+                # The same with the CPU other processes took from the machine during the
+                # run given back: on a shared machine this is the figure to read.
+                "overhead_undisturbed_ms": (x["wall_s"] - (trials * cr + x["cpu_core_s"][
+                    "other_processes"]) / cores) / trials * 1e3,
+                # fleetlearn's and Ray's own CPU beyond the workers, per trial and core.
+                "orchestration_cpu_per_trial_ms": sum(
+                    x["cpu_core_s"].get(k, 0.0) for k in ("driver", "raylet", "gcs_server",
+                                                          "ray_other")) / trials * 1e3,
                 "registry_per_trial_ms": x["registry_s"] / trials * 1e3,
                 "driver_cpu_per_trial_ms": x["driver_cpu_s"] / trials * 1e3,
                 "head_ms_per_trial": x["head_s"] / trials * 1e3,
@@ -119,7 +127,9 @@ def part_o(sizes: Sizes, cores: int, work: Path, profile: bool, out: Path) -> di
         passed = med["overhead_per_trial_ms"] <= TARGET_MS
         print(f"  {trials:,} trials: wall/trial {med['wall_per_trial_ms']:.2f} ms, overhead/trial "
               f"{med['overhead_per_trial_ms']:.2f} ms (target <= {TARGET_MS} ms) "
-              f"{tb.verdict(passed)}; driver CPU {med['driver_cpu_per_trial_ms']:.2f} ms/trial, "
+              f"{tb.verdict(passed)}; without other processes' CPU "
+              f"{med['overhead_undisturbed_ms']:.2f} ms; driver CPU "
+              f"{med['driver_cpu_per_trial_ms']:.2f} ms/trial, "
               f"registry {med['registry_per_trial_ms']:.2f} ms/trial")
         best_run = min(runs, key=lambda x: x["wall_s"])
         results.append({
@@ -351,6 +361,8 @@ def print_table(results: dict[str, Any]) -> None:
             rows.append((f"(o) {s['trials']:,} trials: overhead per trial",
                          f"{t['overhead_per_trial_ms']:.2f} ms", f"<= {TARGET_MS} ms",
                          tb.verdict(s["passed"])))
+            rows.append((f"(o) {s['trials']:,} trials: same, other processes' CPU removed",
+                         f"{t['overhead_undisturbed_ms']:.2f} ms", "", ""))
             rows.append((f"(o) {s['trials']:,} trials: driver CPU per trial",
                          f"{t['driver_cpu_per_trial_ms']:.2f} ms", "", ""))
     if "j" in p:

@@ -204,6 +204,17 @@ class Registry(ServingStoreMixin):
             with Session(self._read_engine) as session, session.begin():
                 yield session
 
+    def ping(self) -> None:
+        """Check that the database answers now (one ``SELECT 1``).
+
+        Raises
+        ------
+        RegistryUnavailableError
+            The database is down, restarting or busy: retry later.
+        """
+        with self._read() as s:
+            s.execute(sa.text("SELECT 1"))
+
     def _insert(self, table: Any) -> Any:
         return (postgresql.insert if self._pg else sqlite.insert)(table)
 
