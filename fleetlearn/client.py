@@ -246,6 +246,12 @@ class Client:
         """The Prometheus metrics, as text."""
         return self._request("GET", "/metrics").text
 
+    def cluster(self) -> dict[str, Any]:
+        """The server's Ray cluster (``GET /v1/cluster``): ``mode`` (``cluster`` or
+        ``local``), the address, every node (alive and dead) with its resources total
+        and in use, pending tasks."""
+        return self._json("GET", "/v1/cluster")
+
     # ------------------------------------------------------------- keys (admin)
 
     def keys(self, *, include_revoked: bool = False) -> list[dict[str, Any]]:

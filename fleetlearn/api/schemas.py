@@ -14,6 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field
 __all__ = [
     "PREDICT_REQUEST_SCHEMA",
     "AliasUpdate",
+    "ClusterNodePublic",
+    "ClusterPublic",
     "DatasetProgress",
     "DatasetPublic",
     "DatasetsPublic",
@@ -33,6 +35,7 @@ __all__ = [
     "RunStarted",
     "RunSummary",
     "RunsPublic",
+    "ResourceUse",
     "UnitFailure",
 ]
 
@@ -301,3 +304,48 @@ PREDICT_REQUEST_SCHEMA: dict[str, Any] = {
         }
     },
 }
+
+
+class ResourceUse(BaseModel):
+    """One of Ray's logical resources: what the node (or cluster) has, what tasks hold."""
+
+    total: float = Field(examples=[2.0])
+    used: float = Field(examples=[1.0])
+
+
+class ClusterNodePublic(BaseModel):
+    """A node as the head's GCS reports it (dead nodes stay listed)."""
+
+    node_id: str
+    ip: str = Field(examples=["127.0.0.2"])
+    alive: bool
+    is_head: bool
+    state: str = Field(examples=["RUNNING"], description="RUNNING, IDLE, DRAINING or DEAD.")
+    resources: dict[str, ResourceUse] = Field(
+        description="'cpus', 'memory' and 'object_store' (bytes): Ray's logical resources, "
+        "'used' is what running tasks and actors reserved.")
+    start_time: float | None = None
+    end_time: float | None = None
+    death_reason: str | None = None
+
+
+class ClusterPublic(BaseModel):
+    """The Ray cluster this server runs against, as Ray sees it.
+
+    ``mode`` is ``cluster`` when a cluster address is known (the server's
+    ``ray_address``, ``RAY_ADDRESS``, the Ray this replica runs in, or the cluster
+    ``fleetlearn cluster up`` recorded), ``local`` otherwise: runs use an embedded Ray
+    of their own and there is nothing to list.
+    """
+
+    mode: str = Field(examples=["cluster"])
+    address: str | None = Field(None, examples=["127.0.1.1:41234"])
+    source: str | None = Field(None, examples=["settings"], description=(
+        "Where the address came from: settings, RAY_ADDRESS, ray, state file."))
+    nodes_alive: int = 0
+    nodes_dead: int = 0
+    resources: dict[str, ResourceUse] = Field(default_factory=dict, description=(
+        "Summed over the alive nodes."))
+    pending_tasks: int = Field(0, description="Tasks and actors waiting for resources.")
+    pending_placement_groups: int = 0
+    nodes: list[ClusterNodePublic] = Field(default_factory=list)

@@ -36,6 +36,7 @@ app.add_typer(keys.app, name="keys")
 app.command("compare")(importlib.import_module("fleetlearn.cli.compare").compare_command)
 app.command("report")(importlib.import_module("fleetlearn.cli.report").report_command)
 app.command("predict")(importlib.import_module("fleetlearn.cli.predict").predict_command)
+app.add_typer(importlib.import_module("fleetlearn.cli.cluster").app, name="cluster")
 
 
 @app.command("version")

@@ -60,7 +60,7 @@ def frame_table(frame: pd.DataFrame, title: str | None = None,
 
 
 #: Columns whose values are identifiers: never wrapped or cut (users copy them).
-_IDENTIFIERS = {"name", "id", "model", "dataset", "run", "version", "created"}
+_IDENTIFIERS = {"name", "id", "model", "dataset", "run", "version", "created", "ip"}
 
 
 def rows_table(rows: list[dict[str, Any]], title: str | None = None) -> Table:

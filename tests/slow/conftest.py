@@ -8,6 +8,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import cluster_fixtures
 import pytest
 
 
@@ -56,3 +57,8 @@ def kill_processes_mentioning(text: str) -> None:
                 os.kill(int(pid_dir.name), signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+
+# The real process cluster (tests/cluster_fixtures.py): `process_cluster(workers=2, ...)`.
+process_cluster = cluster_fixtures.process_cluster
+redis_server = cluster_fixtures.redis_server

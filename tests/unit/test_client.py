@@ -196,6 +196,13 @@ def test_aliases_keys_stats_and_metrics(client: Client) -> None:
     assert "iris-logreg" in text
 
 
+def test_cluster_of_a_server_without_one_is_local(client: Client) -> None:
+    answer = client.cluster()
+    assert answer["mode"] == "local"
+    assert answer["nodes"] == []
+    assert answer["address"] is None
+
+
 def test_upload_and_run_requests(client: Client, server: Server) -> None:
     uploaded = client.upload_dataset(server.iris_csv, name="flowers")
     assert uploaded["name"] == "flowers.csv"

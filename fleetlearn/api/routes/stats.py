@@ -6,8 +6,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
+from starlette.concurrency import run_in_threadpool
 
 from fleetlearn.api.deps import ReadKey, StateDep
+from fleetlearn.api.routes.cluster import refresh_cluster_metrics
 from fleetlearn.monitoring import CONTENT_TYPE, series, summarize
 
 __all__ = ["router"]
@@ -18,6 +20,7 @@ router = APIRouter(tags=["monitoring"])
 @router.get("/metrics", summary="Prometheus metrics", operation_id="getMetrics",
             response_class=Response, responses={200: {"content": {CONTENT_TYPE: {}}}})
 async def metrics_route(state: StateDep, _: ReadKey) -> Response:
+    await run_in_threadpool(refresh_cluster_metrics, state)
     return Response(state.metrics.render(), media_type=CONTENT_TYPE)
 
 

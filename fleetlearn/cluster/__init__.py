@@ -1,0 +1,78 @@
+"""A Ray cluster on one machine, and how nodes find its head.
+
+- :class:`LocalCluster`: a head and N workers as separate ``ray start --block``
+  processes, each with its own loopback IP, resources, HOME and temp folder; state
+  in ``<dir>/state.json`` (:class:`ClusterState`), stop by PID.
+- :func:`join` / :func:`wait_for_head`: a worker reads the head's address from
+  ``--address``, ``$FLEETLEARN_CLUSTER_ADDRESS`` or the address file, waits with
+  backoff until the head answers, then becomes ``ray start --address ... --block``.
+- :func:`cluster_view`: the cluster as Ray's GCS reports it (nodes alive and dead,
+  resources total and in use, pending tasks), without ``ray.init``.
+
+Ray is imported only inside the functions that talk to it.
+"""
+
+from fleetlearn.cluster._discover import discover_address
+from fleetlearn.cluster._join import (
+    head_answers,
+    join,
+    parse_address,
+    ray_executable,
+    resolve_address,
+    wait_for_head,
+)
+from fleetlearn.cluster._local import (
+    FAST_HEALTH_CHECK,
+    GCS_RECONNECT_TIMEOUT_S,
+    STOP_GRACE_S,
+    LocalCluster,
+    NodeOptions,
+    StoppedNode,
+    free_port,
+    node_env,
+    parse_redis_url,
+)
+from fleetlearn.cluster._report import format_size, node_rows, parse_size, status_record
+from fleetlearn.cluster._state import (
+    ADDRESS_ENV,
+    ADDRESS_FILE_ENV,
+    ClusterState,
+    NodeRecord,
+    default_cluster_dir,
+    read_state,
+    write_state,
+)
+from fleetlearn.cluster._view import ClusterView, NodeView, cluster_view
+
+__all__ = [
+    "ADDRESS_ENV",
+    "ADDRESS_FILE_ENV",
+    "FAST_HEALTH_CHECK",
+    "GCS_RECONNECT_TIMEOUT_S",
+    "STOP_GRACE_S",
+    "ClusterState",
+    "ClusterView",
+    "LocalCluster",
+    "NodeOptions",
+    "NodeRecord",
+    "NodeView",
+    "StoppedNode",
+    "cluster_view",
+    "default_cluster_dir",
+    "discover_address",
+    "format_size",
+    "free_port",
+    "head_answers",
+    "join",
+    "node_env",
+    "node_rows",
+    "parse_address",
+    "parse_redis_url",
+    "parse_size",
+    "ray_executable",
+    "read_state",
+    "resolve_address",
+    "status_record",
+    "wait_for_head",
+    "write_state",
+]
