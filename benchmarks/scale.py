@@ -284,8 +284,107 @@ def part_j(sizes: Sizes, work: Path) -> dict[str, Any]:
 # ---------------------------------------------------------------------- part t
 
 
+def read_table(holder: list[Any]) -> dict[str, Any]:
+    """Task body: fetch the table from the object store (the reference is passed inside a
+    list, so the task's own ``ray.get`` is the transfer) and touch every column."""
+    import ray
+
+    start = time.perf_counter()
+    frame = ray.get(holder[0])
+    got = time.perf_counter() - start
+    total = float(frame.to_numpy().sum())
+    return {"node_id": ray.get_runtime_context().get_node_id(), "get_s": got,
+            "read_s": time.perf_counter() - start, "checksum": total, "pid": os.getpid(),
+            "finished_at": time.time()}
+
+
+def transfer_child(address: str, table_mb: int, repeats: int, out: Path) -> None:
+    """Runs in its own process (one Ray connection per process): put the table once,
+    read it on every node, ``repeats`` times with a fresh object each time."""
+    import pandas as pd
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    ray.init(address=address, log_to_driver=False, include_dashboard=False)
+    nodes = [n for n in ray.nodes() if n["Alive"]]
+    remote = ray.remote(num_cpus=0)(read_table)
+
+    def on(node: dict[str, Any]) -> Any:
+        return remote.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
+            node["NodeID"], soft=False))
+
+    # Start a worker on every node first (not timed): process start-up is not transfer.
+    ray.get([on(n).remote([ray.put(pd.DataFrame({"x": [1.0]}))]) for n in nodes])
+    columns = 50
+    rows = table_mb * 2**20 // (8 * columns)
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.random((rows, columns)), columns=[f"f{i}" for i in range(columns)])
+    size = int(frame.memory_usage(index=False).sum())
+    runs = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        t0 = time.time()
+        ref = ray.put(frame)
+        put_s = time.perf_counter() - start
+        results = ray.get([on(n).remote([ref]) for n in nodes])
+        total = time.perf_counter() - start
+        ips = {n["NodeID"]: n["NodeManagerAddress"] for n in nodes}
+        runs.append({"put_s": put_s, "total_s": total,
+                     "per_node": [{"ip": ips[r["node_id"]], "get_s": r["get_s"],
+                                   "read_s": r["read_s"], "done_after_s": r["finished_at"] - t0}
+                                  for r in results]})
+        del ref
+    ray.shutdown()
+    out.write_text(json.dumps({"bytes": size, "rows": rows, "columns": columns,
+                               "nodes": [n["NodeManagerAddress"] for n in nodes],
+                               "runs": runs}))
+
+
 def part_t(sizes: Sizes, work: Path) -> dict[str, Any]:
-    raise NotImplementedError
+    import subprocess
+
+    from fleetlearn.cluster import LocalCluster, NodeOptions
+
+    print(f"\n(t) a {sizes.table_mb} MB table to {sizes.nodes} nodes: ray.put once, one task "
+          "pinned to each node reads it")
+    block = f"127.{100 + os.getpid() % 150}.{200 + os.getpid() // 150 % 50}"
+    store = max(3 * sizes.table_mb, 200) * 2**20
+    cluster = LocalCluster(work / "cluster", options=NodeOptions(
+        num_cpus=1, memory=max(4 * sizes.table_mb, 512) * 2**20 + store,
+        object_store_memory=store), head_ip=f"{block}.1", ip_prefix=block, isolated=True)
+    started = time.perf_counter()
+    cluster.up(sizes.nodes - 1, timeout=300)
+    up_s = time.perf_counter() - started
+    try:
+        out = work / "transfer.json"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+        env["RAY_ADDRESS"] = cluster.address
+        subprocess.run([sys.executable, __file__, "--transfer-child", str(out), "--address",
+                        cluster.address, "--table-mb", str(sizes.table_mb), "--repeats",
+                        str(sizes.repeats)], check=True, env=env, timeout=900)
+        child = json.loads(out.read_text())
+    finally:
+        cluster.stop()
+    runs = child["runs"]
+    best = min(runs, key=lambda r: r["total_s"])
+    mb = child["bytes"] / 2**20
+    local = [p for p in best["per_node"] if p["ip"] == cluster.head_ip]
+    remote = [p for p in best["per_node"] if p["ip"] != cluster.head_ip]
+    print(f"  cluster of {len(child['nodes'])} nodes up in {up_s:.1f} s (not timed); "
+          f"{mb:.0f} MB: put {best['put_s']:.2f} s, on every node after {best['total_s']:.2f} s")
+    for p in best["per_node"]:
+        print(f"    {p['ip']:<16} get {p['get_s']:.3f} s ({mb / max(p['get_s'], 1e-9):,.0f} MB/s)"
+              f"{'  (the driver’s node: shared memory)' if p in local else ''}")
+    return {"table_mb": round(mb, 1), "nodes": len(child["nodes"]), "cluster_up_s": round(up_s, 1),
+            "put_s": round(best["put_s"], 3), "total_s": round(best["total_s"], 3),
+            "read_s": [round(p["get_s"], 3) for p in best["per_node"]],
+            "remote_mb_per_s": [round(mb / max(p["get_s"], 1e-9), 1) for p in remote],
+            "runs": runs, "node_ips": child["nodes"], "head_ip": cluster.head_ip,
+            "how": "LocalCluster (fleetlearn.cluster): a head and workers as ray start "
+                   "processes, each with its own loopback IP and object store; the driver "
+                   "connects to the head, ray.put()s a float table once and runs one task "
+                   "per node (NodeAffinitySchedulingStrategy) whose ray.get() is timed; "
+                   "best of the repeats"}
 
 
 # ---------------------------------------------------------------------- output
@@ -411,7 +510,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="before each measurement, wait up to SECONDS for the machine "
                         "to go idle")
     parser.add_argument("--keep", action="store_true", help="keep the temp folder")
+    parser.add_argument("--transfer-child", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--address", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.transfer_child is not None:
+        transfer_child(args.address, args.table_mb or 100, args.repeats or 1,
+                       args.transfer_child)
+        return 0
     sizes = quick_sizes() if args.quick else Sizes()
     for name in ("trials", "num_cpus", "repeats", "journal_units", "journal_batches",
                  "table_mb", "nodes"):
