@@ -378,6 +378,7 @@ def part_t(sizes: Sizes, work: Path) -> dict[str, Any]:
     return {"table_mb": round(mb, 1), "nodes": len(child["nodes"]), "cluster_up_s": round(up_s, 1),
             "put_s": round(best["put_s"], 3), "total_s": round(best["total_s"], 3),
             "read_s": [round(p["get_s"], 3) for p in best["per_node"]],
+            "read_ips": [p["ip"] for p in best["per_node"]],
             "remote_mb_per_s": [round(mb / max(p["get_s"], 1e-9), 1) for p in remote],
             "runs": runs, "node_ips": child["nodes"], "head_ip": cluster.head_ip,
             "how": "LocalCluster (fleetlearn.cluster): a head and workers as ray start "
@@ -437,9 +438,11 @@ def plot(results: dict[str, Any], path: Path) -> None:
                          fontsize=10)
             ax.legend(fontsize=8)
         else:
-            nodes = [f"node {i}" for i in range(len(r["read_s"]))]
+            nodes = [f"get on {ip}" + (" (head)" if ip == r["head_ip"] else "")
+                     for ip in r["read_ips"]]
             ax.bar(["put"], [r["put_s"]], color="#9e9e9e")
             ax.bar(nodes, r["read_s"], color="#64b5f6")
+            ax.tick_params(axis="x", labelsize=7)
             ax.set_ylabel("seconds")
             ax.set_title(f"(t) {r['table_mb']} MB table to {r['nodes']} nodes: "
                          f"{r['total_s']:.2f} s", fontsize=10)
