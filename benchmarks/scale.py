@@ -227,8 +227,9 @@ def journal_rate(url: str, artifacts: Path, payload: dict[str, Any], units: int,
                              n_rows=500, n_features=10, task="classification",
                              target="target", schema={})
         folds = 5
-        trials = [reg.ensure_trial(run.id, ds.id, f"m{i}", {"estimator": tb.DUMMY}).id
-                  for i in range((units + folds - 1) // folds)]
+        trials = [t.id for t in reg.ensure_trials(
+            run.id, ds.id, [(f"m{i}", {"estimator": tb.DUMMY})
+                            for i in range((units + folds - 1) // folds)])]
         rows = [{"trial_id": trials[i // folds], "unit": f"cv{i % folds}", **payload}
                 for i in range(units)]
         times = []
@@ -491,7 +492,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes for a smoke run")
     parser.add_argument("--out", type=Path, default=RESULTS,
-                        help="folder for scale.json and scale.png (default: %(default)s)")
+                        help="folder for scale.json and scale.png, or scale_<parts>.* when "
+                        "--parts names some parts only (default: %(default)s)")
     parser.add_argument("--parts", default="ojt", help="which parts to run, e.g. 'oj'")
     parser.add_argument("--trials", type=_ints, default=None,
                         help="tiny-trial counts of part (o) (default 2000,20000)")
@@ -557,7 +559,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         results["parts"]["t"] = part_t(sizes, work)
     results["load_avg_end"] = os.getloadavg()
     results["total_s"] = round(time.perf_counter() - started, 1)
-    stem = "scale_quick" if args.quick else "scale"
+    # A run of some parts only writes scale_<parts>.json: it never overwrites a full run.
+    stem = "scale" + ("" if parts == list("ojt") else "_" + "".join(parts))
+    stem += "_quick" if args.quick else ""
     json_path, png_path = args.out / f"{stem}.json", args.out / f"{stem}.png"
     json_path.write_text(json.dumps(results, indent=1, default=float) + "\n")
     plot(results, png_path)

@@ -65,6 +65,7 @@ UNIT_STATUSES = ("ok", "failed")
 _PG_LOCK_MODEL_NAME = 0x464C01
 _PG_LOCK_DIGEST = 0x464C02
 _MAX_REGISTER_ATTEMPTS = 50
+_NAMES_PER_QUERY = 500  # bound parameters per IN (...): well under SQLite's limit
 
 
 def _check_choice(what: str, value: str, allowed: Sequence[str]) -> str:
@@ -459,16 +460,15 @@ class Registry(ServingStoreMixin):
                  for name, spec in models],
             )
             names = [name for name, _ in models]
-            rows = (
-                s.scalars(
+            by_name: dict[str, SqlTrial] = {}
+            for start in range(0, len(names), _NAMES_PER_QUERY):
+                chunk = names[start:start + _NAMES_PER_QUERY]
+                by_name.update((row.model_name, row) for row in s.scalars(
                     sa.select(SqlTrial)
                     .options(joinedload(SqlTrial.units))
-                    .where(SqlTrial.run_id == run_id, SqlTrial.dataset_id == dataset_id)
-                )
-                .unique()
-                .all()
-            )
-            by_name = {row.model_name: row for row in rows}
+                    .where(SqlTrial.run_id == run_id, SqlTrial.dataset_id == dataset_id,
+                           SqlTrial.model_name.in_(chunk))
+                ).unique())
             return [_trial(by_name[name]) for name in names]
 
     def record_unit(
