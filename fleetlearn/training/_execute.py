@@ -12,6 +12,7 @@ only what is missing.
 from __future__ import annotations
 
 import collections
+import heapq
 import logging
 import re
 import signal
@@ -644,6 +645,12 @@ class _Tracker:
         self.fold_sums: dict[tuple[str, str], tuple[float, int]] = {}
         self.best: dict[str, tuple[str, float]] = {}
         self._greater: dict[str, bool] = {}
+        # Per dataset, a heap of (sort key, first-seen order, model, mean) with stale
+        # entries dropped lazily: finding the new leader when the leader's mean drops
+        # costs O(log models), where scanning every model's mean made a run of
+        # thousands of models quadratic in the driver.
+        self._heaps: dict[str, list[tuple[float, int, str, float]]] = {}
+        self._order: dict[tuple[str, str], int] = {}
 
     def seed_from_registry(self, reg: Registry, id_to_name: dict[int, str]) -> None:
         """Count what earlier processes of a resumed run journaled."""
@@ -664,19 +671,26 @@ class _Tracker:
         value = result["payload"].get("scores", {}).get(metric)
         if value is None:
             return
-        total, count = self.fold_sums.get((key.dataset, key.model), (0.0, 0))
+        pair = (key.dataset, key.model)
+        total, count = self.fold_sums.get(pair, (0.0, 0))
         total, count = total + float(value), count + 1
-        self.fold_sums[(key.dataset, key.model)] = (total, count)
+        self.fold_sums[pair] = (total, count)
         mean = total / count
-        best = self.best.get(key.dataset)
         better = self._better(key.dataset)
+        order = self._order.setdefault(pair, len(self._order))
+        heap = self._heaps.setdefault(key.dataset, [])
+        heapq.heappush(heap, (-mean if better else mean, order, key.model, mean))
+        best = self.best.get(key.dataset)
         if best is None or (mean > best[1] if better else mean < best[1]):
             self.best[key.dataset] = (key.model, mean)
         elif best[0] == key.model:  # the leader's mean dropped: someone else may lead now
-            means = {m: t / c for (d, m), (t, c) in self.fold_sums.items() if d == key.dataset}
-            pick = max(means, key=means.__getitem__) if better else min(
-                means, key=means.__getitem__)
-            self.best[key.dataset] = (pick, means[pick])
+            while True:  # the best entry that is still a model's current mean
+                _, _, model, value_now = heap[0]
+                t, c = self.fold_sums[(key.dataset, model)]
+                if t / c == value_now:
+                    break
+                heapq.heappop(heap)
+            self.best[key.dataset] = (model, value_now)
 
     def _better(self, dataset: str) -> bool:
         if dataset not in self._greater:
