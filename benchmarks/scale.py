@@ -35,7 +35,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,6 +59,8 @@ class Sizes:
     rows: int = 500
     sample: int = 200
     num_cpus: int = 64
+    with_compute: bool = True  # (o) with the dummy fit + score in each task
+    no_compute: bool = True  # (o) again with a task body that does nothing
     journal_units: int = 20_000
     journal_batches: list[int] = field(default_factory=lambda: [1, 32, 256])
     table_mb: int = 100
@@ -83,72 +85,125 @@ def warm_workers(num_cpus: int, work: Path) -> float:
     return time.perf_counter() - start
 
 
+def canned_task(template: dict[str, Any]) -> Callable[..., dict[str, Any]]:
+    """A task body that returns a recorded CV unit result at once: no fit, no scoring.
+
+    With it, a run's wall time is fleetlearn's and Ray's orchestration alone (submit,
+    schedule, return, wait, journal, close, leaderboard), whatever the machine's
+    load does to compute.
+    """
+
+    def run_unit(bundle: Any, spec_dict: dict[str, Any], unit: str, seed: int,
+                 metric: str) -> dict[str, Any]:
+        now = time.time()
+        return {**template, "payload": {**template["payload"], "started_at": now,
+                                        "finished_at": now}, "artifact": None}
+
+    return run_unit
+
+
+def run_driver_only(path: Path, models: list[str], folds: int, cores: int, work: Path,
+                    tag: str, template: dict[str, Any]) -> dict[str, Any]:
+    from fleetlearn.training import _execute
+
+    real = _execute.run_unit
+    _execute.run_unit = canned_task(template)  # the driver makes its Ray task from this name
+    try:
+        return tb.run_fleetlearn(path, models, folds, cores, work, tag)
+    finally:
+        _execute.run_unit = real
+
+
+def _per_trial(x: dict[str, Any], trials: int, cr: float, cores: int) -> dict[str, float]:
+    """Per-trial figures of one run; ``cr`` is one trial's in-process compute (s)."""
+    cpu = x["cpu_core_s"]
+    return {
+        "wall_per_trial_ms": x["wall_s"] / trials * 1e3,
+        "fit_score_ms": cr * 1e3,
+        "overhead_per_trial_ms": (x["wall_s"] - trials * cr / cores) / trials * 1e3,
+        # The same with the CPU other processes took from the machine during the run
+        # given back: on a shared machine, the figure to read.
+        "overhead_undisturbed_ms": (x["wall_s"] - (trials * cr + cpu["other_processes"])
+                                    / cores) / trials * 1e3,
+        # fleetlearn's and Ray's own CPU beyond the workers, per trial.
+        "orchestration_cpu_per_trial_ms": sum(
+            cpu.get(k, 0.0) for k in ("driver", "raylet", "gcs_server", "ray_other")
+        ) / trials * 1e3,
+        "registry_per_trial_ms": x["registry_s"] / trials * 1e3,
+        "driver_cpu_per_trial_ms": x["driver_cpu_s"] / trials * 1e3,
+        "head_ms_per_trial": x["head_s"] / trials * 1e3,
+        "foot_ms_per_trial": x["foot_s"] / trials * 1e3,
+        "other_processes_per_trial_ms": cpu["other_processes"] / trials * 1e3,
+    }
+
+
+def _summarise(runs: list[dict[str, Any]], per: list[dict[str, float]]) -> dict[str, Any]:
+    med = {k: statistics.median(p[k] for p in per) for k in per[0]}
+    best_run = min(runs, key=lambda x: x["wall_s"])
+    return {
+        "walls_s": [round(x["wall_s"], 3) for x in runs],
+        "per_trial_ms": {k: round(v, 4) for k, v in med.items()},
+        "breakdown_best_run_s": {k: round(best_run[k], 3) for k in
+                                 ("head_s", "span_s", "foot_s", "registry_s", "driver_cpu_s")},
+        "registry_by_method_s": best_run["registry_by_method_s"],
+        "cpu_core_s": best_run["cpu_core_s"],
+        "passed": med["overhead_per_trial_ms"] <= TARGET_MS,
+    }
+
+
 def part_o(sizes: Sizes, cores: int, work: Path, profile: bool, out: Path) -> dict[str, Any]:
     folds = 5
     path = tb.write_table(work / "o.parquet", sizes.rows, 10, 5)
     print(f"\n(o) orchestration overhead: {tb.DUMMY} x {folds} folds on {sizes.rows} rows; "
           f"Ray has {sizes.num_cpus} logical CPUs on {cores} physical cores")
     w, fits = tb.tiny_work(path, max(sizes.sample // folds, 1), folds, sizes.sample)
+    template = unit_payload(work)
     results = []
     for n_trials in sizes.trials:
         n_models = max(n_trials // folds, 1)
         trials = n_models * folds
         models = [tb.DUMMY] * n_models
-        runs, compute = [], []
-        for r in range(sizes.repeats):
-            before = tb.tiny_fit_score(w, fits)
-            runs.append(tb.measure(
-                f"{trials:,} trials #{r + 1}", lambda r=r, m=models, n=trials:
-                tb.run_fleetlearn(path, m, folds, cores, work, f"o{n}-{r}")))
-            after = tb.tiny_fit_score(w, fits)
-            compute.append((before + after) / 2)
-        per = []
-        for x, cr in zip(runs, compute, strict=True):
-            per.append({
-                "wall_per_trial_ms": x["wall_s"] / trials * 1e3,
-                "fit_score_ms": cr * 1e3,
-                "overhead_per_trial_ms": (x["wall_s"] - trials * cr / cores) / trials * 1e3,
-                # The same with the CPU other processes took from the machine during the
-                # run given back: on a shared machine this is the figure to read.
-                "overhead_undisturbed_ms": (x["wall_s"] - (trials * cr + x["cpu_core_s"][
-                    "other_processes"]) / cores) / trials * 1e3,
-                # fleetlearn's and Ray's own CPU beyond the workers, per trial and core.
-                "orchestration_cpu_per_trial_ms": sum(
-                    x["cpu_core_s"].get(k, 0.0) for k in ("driver", "raylet", "gcs_server",
-                                                          "ray_other")) / trials * 1e3,
-                "registry_per_trial_ms": x["registry_s"] / trials * 1e3,
-                "driver_cpu_per_trial_ms": x["driver_cpu_s"] / trials * 1e3,
-                "head_ms_per_trial": x["head_s"] / trials * 1e3,
-                "foot_ms_per_trial": x["foot_s"] / trials * 1e3,
-                "other_processes_per_trial_ms":
-                    x["cpu_core_s"]["other_processes"] / trials * 1e3,
-            })
-        med = {k: statistics.median(p[k] for p in per) for k in per[0]}
-        passed = med["overhead_per_trial_ms"] <= TARGET_MS
-        print(f"  {trials:,} trials: wall/trial {med['wall_per_trial_ms']:.2f} ms, overhead/trial "
-              f"{med['overhead_per_trial_ms']:.2f} ms (target <= {TARGET_MS} ms) "
-              f"{tb.verdict(passed)}; without other processes' CPU "
-              f"{med['overhead_undisturbed_ms']:.2f} ms; driver CPU "
-              f"{med['driver_cpu_per_trial_ms']:.2f} ms/trial, "
-              f"registry {med['registry_per_trial_ms']:.2f} ms/trial")
-        best_run = min(runs, key=lambda x: x["wall_s"])
-        results.append({
-            "trials": trials, "models": n_models, "folds": folds,
-            "walls_s": [round(x["wall_s"], 3) for x in runs],
-            "per_trial_ms": {k: round(v, 4) for k, v in med.items()},
-            "breakdown_best_run_s": {k: round(best_run[k], 3) for k in
-                                     ("head_s", "span_s", "foot_s", "registry_s",
-                                      "driver_cpu_s")},
-            "registry_by_method_s": best_run["registry_by_method_s"],
-            "cpu_core_s": best_run["cpu_core_s"],
-            "passed": passed,
-        })
+        entry: dict[str, Any] = {"trials": trials, "models": n_models, "folds": folds}
+        if sizes.with_compute:
+            runs, per = [], []
+            for r in range(sizes.repeats):
+                before = tb.tiny_fit_score(w, fits)
+                runs.append(tb.measure(
+                    f"{trials:,} trials #{r + 1}", lambda r=r, m=models, n=trials:
+                    tb.run_fleetlearn(path, m, folds, cores, work, f"o{n}-{r}")))
+                cr = (before + tb.tiny_fit_score(w, fits)) / 2
+                per.append(_per_trial(runs[-1], trials, cr, cores))
+            entry.update(_summarise(runs, per))
+            t = entry["per_trial_ms"]
+            print(f"  {trials:,} trials: wall/trial {t['wall_per_trial_ms']:.2f} ms, overhead/"
+                  f"trial {t['overhead_per_trial_ms']:.2f} ms (target <= {TARGET_MS} ms) "
+                  f"{tb.verdict(entry['passed'])}; without other processes' CPU "
+                  f"{t['overhead_undisturbed_ms']:.2f} ms; driver CPU "
+                  f"{t['driver_cpu_per_trial_ms']:.2f} ms/trial, registry "
+                  f"{t['registry_per_trial_ms']:.2f} ms/trial")
+        if sizes.no_compute:
+            # The same run with a task body that returns a recorded result at once
+            # (canned_task): orchestration alone, so wall per trial is the overhead,
+            # whatever other work on the machine does to compute.
+            runs = [tb.measure(f"{trials:,} trials, no compute #{r + 1}",
+                               lambda r=r, m=models, n=trials: run_driver_only(
+                                   path, m, folds, cores, work, f"z{n}-{r}", template))
+                    for r in range(sizes.repeats)]
+            bare = _summarise(runs, [_per_trial(x, trials, 0.0, cores) for x in runs])
+            entry["no_compute"] = bare
+            t = bare["per_trial_ms"]
+            print(f"  {trials:,} trials, no compute: wall/trial {t['wall_per_trial_ms']:.2f} "
+                  f"ms (target <= {TARGET_MS} ms) {tb.verdict(bare['passed'])}; driver CPU "
+                  f"{t['driver_cpu_per_trial_ms']:.2f} ms/trial, registry "
+                  f"{t['registry_per_trial_ms']:.2f} ms/trial, Ray daemons + driver "
+                  f"{t['orchestration_cpu_per_trial_ms']:.2f} ms/trial")
+        results.append(entry)
     profile_file = None
     if profile:
         import subprocess
 
-        # py-spy samples the driver from outside, with native frames off: the driver's
-        # Python time is what grows with the number of trials, if anything does.
+        # py-spy samples the driver from outside: the driver's Python time is what
+        # grows with the number of trials, if anything does.
         profile_file = out / "scale_profile_o.txt"
         n = sizes.trials[-1]
         cmd = [sys.executable, __file__, "--parts", "o", "--trials", str(n), "--repeats", "1",
@@ -157,19 +212,26 @@ def part_o(sizes: Sizes, cores: int, work: Path, profile: bool, out: Path) -> di
         subprocess.run([str(spy), "record", "-f", "raw", "-r", "50", "-o",
                         str(profile_file), "--", *cmd], check=False)
         print(f"  py-spy profile of {n:,} trials written to {profile_file}")
-    first, last = results[0], results[-1]
-    growth = (last["per_trial_ms"]["overhead_per_trial_ms"]
-              / max(first["per_trial_ms"]["overhead_per_trial_ms"], 1e-9))
+
+    def growth(kind: str) -> float | None:
+        vals = [(r[kind] if kind != "with" else r)["per_trial_ms"]["wall_per_trial_ms"]
+                for r in results if (kind in r if kind != "with" else "per_trial_ms" in r)]
+        return round(vals[-1] / vals[0], 3) if len(vals) > 1 else None
+
+    judged = [r for r in results if "passed" in r] + [r["no_compute"] for r in results
+                                                        if "no_compute" in r]
     return {
         "model": tb.DUMMY, "rows": sizes.rows, "num_cpus": sizes.num_cpus,
         "physical_cores": cores, "sizes": results,
-        "overhead_growth_largest_vs_smallest": round(growth, 3),
+        "wall_per_trial_growth_largest_vs_smallest": growth("with"),
+        "no_compute_wall_per_trial_growth": growth("no_compute"),
         "overhead_formula": "(wall - trials * in-process fit+score time / physical cores) / "
                             "trials; training.py part (b)'s definition, the in-process time "
-                            "measured just before and after each run and averaged",
+                            "measured just before and after each run and averaged. "
+                            "no_compute: the task body returns a recorded result at once, "
+                            "so the overhead is wall / trials",
         "target_ms": TARGET_MS,
-        "passed": all(r["passed"] for r in results),
-        "profile": str(profile_file) if profile_file else None,
+        "passed": all(r["passed"] for r in judged),
     }
 
 
@@ -405,16 +467,21 @@ def plot(results: dict[str, Any], path: Path) -> None:
         if part == "o":
             labels = [f"{s['trials']:,}" for s in r["sizes"]]
             x = np.arange(len(labels))
-            keys = [("overhead_per_trial_ms", "overhead", "#ef6c00"),
-                    ("driver_cpu_per_trial_ms", "driver CPU", "#90caf9"),
-                    ("registry_per_trial_ms", "registry (driver)", "#64b5f6")]
-            width = 0.26
-            for i, (k, label, color) in enumerate(keys):
-                vals = [s["per_trial_ms"][k] for s in r["sizes"]]
-                ax.bar(x + (i - 1) * width, vals, width, color=color, label=label)
-                for xi, v in zip(x, vals, strict=True):
-                    ax.text(xi + (i - 1) * width, v, f"{v:.2f}", ha="center", va="bottom",
-                            fontsize=8)
+            keys = [("per_trial_ms", "overhead_per_trial_ms", "overhead (with fit+score)",
+                     "#ef6c00"),
+                    ("no_compute", "wall_per_trial_ms", "wall, no compute", "#ffb74d"),
+                    ("no_compute", "driver_cpu_per_trial_ms", "driver CPU, no compute",
+                     "#90caf9"),
+                    ("no_compute", "registry_per_trial_ms", "registry, no compute", "#64b5f6")]
+            keys = [k for k in keys if all(k[0] in s for s in r["sizes"])]
+            width = 0.8 / max(len(keys), 1)
+            for i, (where, k, label, color) in enumerate(keys):
+                vals = [(s[where]["per_trial_ms"] if where == "no_compute" else s[where])[k]
+                        for s in r["sizes"]]
+                pos = x + (i - (len(keys) - 1) / 2) * width
+                ax.bar(pos, vals, width, color=color, label=label)
+                for xi, v in zip(pos, vals, strict=True):
+                    ax.text(xi, v, f"{v:.2f}", ha="center", va="bottom", fontsize=7)
             ax.axhline(TARGET_MS, color="red", ls="--", lw=1.2,
                        label=f"target: overhead <= {TARGET_MS} ms")
             ax.set_xticks(x, labels)
@@ -423,7 +490,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
             ax.set_title(f"(o) orchestration per trial, Ray with {r['num_cpus']} logical CPUs\n"
                          f"on {r['physical_cores']} cores: {tb.verdict(r['passed'])}",
                          fontsize=10)
-            ax.legend(fontsize=8)
+            ax.legend(fontsize=7)
         elif part == "j":
             for backend, cells in r["backends"].items():
                 ax.plot([c["batch"] for c in cells], [c["units_per_s"] for c in cells],
@@ -460,14 +527,22 @@ def print_table(results: dict[str, Any]) -> None:
     p = results["parts"]
     if "o" in p:
         for s in p["o"]["sizes"]:
-            t = s["per_trial_ms"]
-            rows.append((f"(o) {s['trials']:,} trials: overhead per trial",
-                         f"{t['overhead_per_trial_ms']:.2f} ms", f"<= {TARGET_MS} ms",
-                         tb.verdict(s["passed"])))
-            rows.append((f"(o) {s['trials']:,} trials: same, other processes' CPU removed",
-                         f"{t['overhead_undisturbed_ms']:.2f} ms", "", ""))
-            rows.append((f"(o) {s['trials']:,} trials: driver CPU per trial",
-                         f"{t['driver_cpu_per_trial_ms']:.2f} ms", "", ""))
+            if "per_trial_ms" in s:
+                t = s["per_trial_ms"]
+                rows.append((f"(o) {s['trials']:,} trials: overhead per trial",
+                             f"{t['overhead_per_trial_ms']:.2f} ms", f"<= {TARGET_MS} ms",
+                             tb.verdict(s["passed"])))
+                rows.append((f"(o) {s['trials']:,} trials: same, other processes' CPU removed",
+                             f"{t['overhead_undisturbed_ms']:.2f} ms", "", ""))
+                rows.append((f"(o) {s['trials']:,} trials: driver CPU per trial",
+                             f"{t['driver_cpu_per_trial_ms']:.2f} ms", "", ""))
+            if "no_compute" in s:
+                t = s["no_compute"]["per_trial_ms"]
+                rows.append((f"(o) {s['trials']:,} trials, no compute: wall per trial",
+                             f"{t['wall_per_trial_ms']:.2f} ms", f"<= {TARGET_MS} ms",
+                             tb.verdict(s["no_compute"]["passed"])))
+                rows.append((f"(o) {s['trials']:,} trials, no compute: driver CPU per trial",
+                             f"{t['driver_cpu_per_trial_ms']:.2f} ms", "", ""))
     if "j" in p:
         for backend, cells in p["j"]["backends"].items():
             for c in cells:
@@ -509,6 +584,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="table size of part (t) (default 100)")
     parser.add_argument("--nodes", type=int, default=None,
                         help="nodes of part (t)'s cluster (default 3)")
+    parser.add_argument("--no-compute-only", action="store_true",
+                        help="part (o) only with task bodies that do nothing (the "
+                        "orchestration alone; minutes instead of tens on a busy machine)")
     parser.add_argument("--profile", action="store_true",
                         help="also run the largest size of (o) under py-spy")
     parser.add_argument("--wait-idle", type=float, default=0.0, metavar="SECONDS",
@@ -527,6 +605,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                  "table_mb", "nodes"):
         if getattr(args, name) is not None:
             setattr(sizes, name, getattr(args, name))
+    if args.no_compute_only:
+        sizes.with_compute = False
     parts = [p for p in "ojt" if p in args.parts]
     if not parts:
         parser.error("--parts must name at least one of o, j, t")

@@ -406,7 +406,8 @@ class _RunDriver:
         todo = [u for u in units if u not in done]
 
         tracker = _Tracker(run_id, units, {p.name: p.metric for p in prepared})
-        tracker.seed_from_registry(reg, id_to_name)
+        if resume is not None:  # a new run has journaled nothing: no need to read it back
+            tracker.seed_from_registry(reg, id_to_name)
         tracker.resumed = len(units) - len(todo)
         tracker.emit(on_progress, "start")
         return cls(config, reg, run_id, {p.name: p for p in prepared}, dataset_ids, trial_ids,
