@@ -622,6 +622,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "sizes": sizes.__dict__, "machine": tb.machine_info(cores),
         "load_avg_start": os.getloadavg(), "parts": {},
     }
+    if "o" in parts and sizes.num_cpus > 8 * cores:
+        print(f"note: {sizes.num_cpus} logical CPUs on {cores} cores start {sizes.num_cpus} "
+              "worker processes that starve the driver; the run measures the OS scheduler "
+              f"more than fleetlearn (on this machine try --num-cpus {2 * cores})")
     if "o" in parts:
         import ray
 
