@@ -470,6 +470,8 @@ def plot(results: dict[str, Any], path: Path) -> None:
             keys = [("per_trial_ms", "overhead_per_trial_ms", "overhead (with fit+score)",
                      "#ef6c00"),
                     ("no_compute", "wall_per_trial_ms", "wall, no compute", "#ffb74d"),
+                    ("no_compute", "overhead_undisturbed_ms",
+                     "same, other processes' CPU given back", "#ffe0b2"),
                     ("no_compute", "driver_cpu_per_trial_ms", "driver CPU, no compute",
                      "#90caf9"),
                     ("no_compute", "registry_per_trial_ms", "registry, no compute", "#64b5f6")]
@@ -506,8 +508,8 @@ def plot(results: dict[str, Any], path: Path) -> None:
                          fontsize=10)
             ax.legend(fontsize=8)
         else:
-            nodes = [f"get on {ip}" + (" (head)" if ip == r["head_ip"] else "")
-                     for ip in r["read_ips"]]
+            nodes = [f"get on .{ip.rsplit('.', 1)[1]}" + (" (head)" if ip == r["head_ip"]
+                                                          else "") for ip in r["read_ips"]]
             ax.bar(["put"], [r["put_s"]], color="#9e9e9e")
             ax.bar(nodes, r["read_s"], color="#64b5f6")
             ax.tick_params(axis="x", labelsize=7)
