@@ -16,6 +16,7 @@ line and exits non-zero; the API (later) maps these to 4xx responses.
     ├── ConfigError               bad run file, bad option value
     ├── ConflictError             the request clashes with the current state (run finished)
     ├── RegistryError             registry unreachable or inconsistent
+    │   ├── RegistryUnavailableError the database is down or busy for now: retry later
     │   ├── NotFoundError         no such run, model, version or alias
     │   └── ArtifactIntegrityError digest mismatch, untrusted types
     ├── ClusterError              Ray address unreachable, cluster lost
@@ -42,6 +43,7 @@ __all__ = [
     "ConfigError",
     "ConflictError",
     "RegistryError",
+    "RegistryUnavailableError",
     "NotFoundError",
     "ArtifactIntegrityError",
     "ClusterError",
@@ -101,6 +103,14 @@ class ConflictError(FleetlearnError):
 
 class RegistryError(FleetlearnError):
     """The registry cannot be reached or refused an operation."""
+
+
+class RegistryUnavailableError(RegistryError):
+    """The registry's database cannot be reached right now (down, restarting, locked).
+
+    Transient: the same call can succeed once the database is back. The training driver
+    retries its journal batches on it; the API answers 503 with ``Retry-After``.
+    """
 
 
 class NotFoundError(RegistryError):

@@ -29,6 +29,7 @@ from fleetlearn.api.errors import (
     HttpError,
     ORJSONResponse,
     error_response,
+    retry_after_of,
     status_of,
     validation_error,
 )
@@ -152,7 +153,8 @@ def _handlers(app: FastAPI) -> None:
         status = status_of(exc)
         if status >= 500:
             log.error("%s: %s", type(exc).__name__, exc)
-        return error_response(status, " ".join(str(exc).split()), type(exc).__name__)
+        return error_response(status, " ".join(str(exc).split()), type(exc).__name__,
+                              retry_after_of(exc))
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> ORJSONResponse:

@@ -11,7 +11,8 @@ Where an error comes from, and who turns it into that body:
 
 - :class:`HttpError`, raised by a dependency or a route (auth, conflicts, uploads);
 - a :class:`~fleetlearn.errors.FleetlearnError` from the layers below, mapped by
-  :func:`status_of` (not found 404, integrity 500, registry/cluster 503, else 422);
+  :func:`status_of` (not found 404, integrity 500, registry/cluster 503, else 422;
+  a registry that is down for now also sends ``Retry-After``, :func:`retry_after_of`);
 - FastAPI's request validation, formatted once by :func:`validation_error`;
 - Starlette's own 404/405 (no route, wrong method: ``Allow`` kept);
 - anything else: a 500 naming the exception type, the traceback in the server log.
@@ -33,6 +34,7 @@ from fleetlearn.errors import (
     FleetlearnError,
     NotFoundError,
     RegistryError,
+    RegistryUnavailableError,
 )
 from fleetlearn.training import options_error
 
@@ -42,6 +44,7 @@ __all__ = [
     "HttpError",
     "ORJSONResponse",
     "error_response",
+    "retry_after_of",
     "status_of",
     "validation_error",
 ]
@@ -112,6 +115,22 @@ def status_of(exc: FleetlearnError) -> int:
     if isinstance(exc, RegistryError | ClusterError):
         return 503
     return 422
+
+
+#: Seconds a client is told to wait (``Retry-After``) when the registry is down for now.
+REGISTRY_RETRY_AFTER_S = 5
+
+
+def retry_after_of(exc: FleetlearnError) -> dict[str, str] | None:
+    """The ``Retry-After`` header of an error that retrying can fix, else None.
+
+    >>> from fleetlearn.errors import RegistryUnavailableError
+    >>> retry_after_of(RegistryUnavailableError("down"))
+    {'Retry-After': '5'}
+    """
+    if isinstance(exc, RegistryUnavailableError):
+        return {"Retry-After": str(REGISTRY_RETRY_AFTER_S)}
+    return None
 
 
 def validation_error(exc: RequestValidationError, *,

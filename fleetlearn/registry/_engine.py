@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import StaticPool
 
-from fleetlearn.errors import RegistryError
+from fleetlearn.errors import RegistryError, RegistryUnavailableError
 
 __all__ = [
     "create_registry_engine",
@@ -23,6 +23,8 @@ __all__ = [
     "json_dumps",
     "sentence",
     "SQLITE_BUSY_TIMEOUT_S",
+    "is_transient",
+    "connect_error",
 ]
 
 SQLITE_BUSY_TIMEOUT_S = 30
@@ -177,6 +179,23 @@ def is_postgres(engine: Engine) -> bool:
     return engine.dialect.name == "postgresql"
 
 
+#: SQLite messages of a database that is busy for now (another writer), not broken.
+_SQLITE_TRANSIENT = ("database is locked", "database table is locked", "database is busy")
+
+
+def is_transient(exc: BaseException, masked: str) -> bool:
+    """Whether a driver error means "the database is not reachable now, try again".
+
+    Every ``OperationalError`` from PostgreSQL (refused, closed, shutting down, too
+    many connections) is; for SQLite only "locked"/"busy" is: a missing folder or a
+    corrupt file will not heal by retrying.
+    """
+    if masked.startswith("postgres"):
+        return True
+    text = str(getattr(exc, "orig", None) or exc).lower()
+    return any(t in text for t in _SQLITE_TRANSIENT)
+
+
 def describe_connect_error(masked: str, exc: BaseException) -> str:
     """Return a one-line, user-facing explanation of a failed connection."""
     detail = sentence(getattr(exc, "orig", None) or exc)
@@ -188,3 +207,15 @@ def describe_connect_error(masked: str, exc: BaseException) -> str:
             "point --registry / FLEETLEARN_REGISTRY_URL elsewhere."
         )
     return f"Cannot use registry {masked}: {detail} {hint}"
+
+
+def connect_error(masked: str, exc: BaseException) -> RegistryError:
+    """The error to raise for a failed connection or statement: a
+    :class:`~fleetlearn.errors.RegistryUnavailableError` when retrying can help."""
+    text = describe_connect_error(masked, exc)
+    if is_transient(exc, masked):
+        return RegistryUnavailableError(
+            f"{text} The registry is unavailable for now: retry in a few seconds (writes "
+            "are not applied until it is back)."
+        )
+    return RegistryError(text)

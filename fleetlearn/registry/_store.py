@@ -34,8 +34,8 @@ from fleetlearn.registry._artifacts import (
 )
 from fleetlearn.registry._engine import (
     SQLITE_BEGIN_OPTION,
+    connect_error,
     create_registry_engine,
-    describe_connect_error,
     is_postgres,
     sentence,
 )
@@ -66,7 +66,7 @@ UNIT_STATUSES = ("ok", "failed")
 _PG_LOCK_MODEL_NAME = 0x464C01
 _PG_LOCK_DIGEST = 0x464C02
 _MAX_REGISTER_ATTEMPTS = 50
-_UNIT_BATCH = 200  # rows per INSERT: well under SQLite's bound-parameter limit
+_NAMES_PER_QUERY = 500  # bound parameters per IN (...): well under SQLite's limit
 
 
 def _check_choice(what: str, value: str, allowed: Sequence[str]) -> str:
@@ -141,7 +141,7 @@ class Registry(ServingStoreMixin, LaunchStoreMixin):
             upgrade_to_head(self._engine, self.url)
         except SQLAlchemyError as exc:
             self._engine.dispose()
-            raise RegistryError(describe_connect_error(self.url, exc)) from exc
+            raise connect_error(self.url, exc) from exc
         except BaseException:
             self._engine.dispose()
             raise
@@ -179,8 +179,11 @@ class Registry(ServingStoreMixin, LaunchStoreMixin):
                 f"Registry {self.url} refused the change: {sentence(exc.orig)}"
             ) from exc
         except OperationalError as exc:
-            raise RegistryError(describe_connect_error(self.url, exc)) from exc
+            raise connect_error(self.url, exc) from exc
         except DBAPIError as exc:
+            if exc.connection_invalidated or isinstance(exc, sa.exc.InterfaceError):
+                # The connection died under the statement (the server went away).
+                raise connect_error(self.url, exc) from exc
             raise RegistryError(f"Registry {self.url} failed: {sentence(exc.orig)}") from exc
         except sa.exc.StatementError as exc:  # e.g. a value that is not JSON-serialisable
             raise RegistryError(
@@ -202,6 +205,17 @@ class Registry(ServingStoreMixin, LaunchStoreMixin):
         with self._errors():
             with Session(self._read_engine) as session, session.begin():
                 yield session
+
+    def ping(self) -> None:
+        """Check that the database answers now (one ``SELECT 1``).
+
+        Raises
+        ------
+        RegistryUnavailableError
+            The database is down, restarting or busy: retry later.
+        """
+        with self._read() as s:
+            s.execute(sa.text("SELECT 1"))
 
     def _insert(self, table: Any) -> Any:
         return (postgresql.insert if self._pg else sqlite.insert)(table)
@@ -419,6 +433,18 @@ class Registry(ServingStoreMixin, LaunchStoreMixin):
         Idempotent (resume calls it again): an existing trial keeps its spec, status
         and units.
         """
+        return self.ensure_trials(run_id, dataset_id, [(model_name, spec)])[0]
+
+    def ensure_trials(
+        self, run_id: str, dataset_id: int, models: Sequence[tuple[str, dict[str, Any]]]
+    ) -> list[Trial]:
+        """:meth:`ensure_trial` for many models of one dataset in one transaction.
+
+        Returns the trials in the order of ``models`` (``(model_name, spec)`` pairs).
+        A run of thousands of models opens in one round trip instead of thousands.
+        """
+        if not models:
+            return []
         now = utcnow()
         with self._write() as s:
             self._require_run(s, run_id)
@@ -428,32 +454,23 @@ class Registry(ServingStoreMixin, LaunchStoreMixin):
                     "add_dataset() before creating its trials."
                 )
             s.execute(
-                self._insert(SqlTrial)
-                .values(
-                    run_id=run_id,
-                    dataset_id=dataset_id,
-                    model_name=model_name,
-                    spec=spec,
-                    status="pending",
-                    created_at=now,
-                    updated_at=now,
-                )
-                .on_conflict_do_nothing(index_elements=["run_id", "dataset_id", "model_name"])
+                self._insert(SqlTrial.__table__).on_conflict_do_nothing(
+                    index_elements=["run_id", "dataset_id", "model_name"]),
+                [{"run_id": run_id, "dataset_id": dataset_id, "model_name": name,
+                  "spec": spec, "status": "pending", "created_at": now, "updated_at": now}
+                 for name, spec in models],
             )
-            row = (
-                s.scalars(
+            names = [name for name, _ in models]
+            by_name: dict[str, SqlTrial] = {}
+            for start in range(0, len(names), _NAMES_PER_QUERY):
+                chunk = names[start:start + _NAMES_PER_QUERY]
+                by_name.update((row.model_name, row) for row in s.scalars(
                     sa.select(SqlTrial)
                     .options(joinedload(SqlTrial.units))
-                    .where(
-                        SqlTrial.run_id == run_id,
-                        SqlTrial.dataset_id == dataset_id,
-                        SqlTrial.model_name == model_name,
-                    )
-                )
-                .unique()
-                .one()
-            )
-            return _trial(row)
+                    .where(SqlTrial.run_id == run_id, SqlTrial.dataset_id == dataset_id,
+                           SqlTrial.model_name.in_(chunk))
+                ).unique())
+            return [_trial(by_name[name]) for name in names]
 
     def record_unit(
         self,
@@ -507,21 +524,23 @@ class Registry(ServingStoreMixin, LaunchStoreMixin):
                 f"Cannot journal units of trial(s) {', '.join(map(str, missing))}: no such "
                 f"trial in registry {self.url}. Create trials with ensure_trial() first."
             )
-        for start in range(0, len(rows), _UNIT_BATCH):
-            stmt = self._insert(SqlTrialUnit).values(rows[start : start + _UNIT_BATCH])
-            s.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=["trial_id", "unit"],
-                    set_={
-                        "status": stmt.excluded.status,
-                        "payload": stmt.excluded.payload,
-                        "error": stmt.excluded.error,
-                        "duration_s": stmt.excluded.duration_s,
-                    },
-                )
-            )
+        # One statement for every batch, run as an executemany: SQLAlchemy compiles it
+        # once (cached) and sends the rows as multi-row VALUES ("insertmanyvalues"),
+        # where building ``.values(rows)`` compiled a new statement for every batch.
+        s.execute(self._unit_upsert(), rows)
         # Sorted ids: concurrent batches lock trial rows in the same order (no deadlock).
         s.execute(sa.update(SqlTrial).where(SqlTrial.id.in_(trial_ids)).values(updated_at=utcnow()))
+
+    def _unit_upsert(self) -> Any:
+        stmt = getattr(self, "_unit_upsert_stmt", None)
+        if stmt is None:
+            insert = self._insert(SqlTrialUnit.__table__)
+            stmt = self._unit_upsert_stmt = insert.on_conflict_do_update(
+                index_elements=["trial_id", "unit"],
+                set_={c: insert.excluded[c] for c in ("status", "payload", "error",
+                                                       "duration_s")},
+            )
+        return stmt
 
     def set_trial_status(self, trial_id: int, status: str, error: str | None = None) -> None:
         """Set a trial's status (``pending``, ``running``, ``ok``, ``failed``, ``partial``)."""
@@ -533,6 +552,32 @@ class Registry(ServingStoreMixin, LaunchStoreMixin):
             row.status = status
             row.error = error
             row.updated_at = utcnow()
+
+    def set_trial_statuses(self, statuses: dict[int, tuple[str, str | None]]) -> None:
+        """:meth:`set_trial_status` for many trials in one transaction.
+
+        ``statuses`` maps a trial id to ``(status, error)``.
+        """
+        if not statuses:
+            return
+        for status, _ in statuses.values():
+            _check_choice("trial status", status, TRIAL_STATUSES)
+        now = utcnow()
+        with self._write() as s:
+            known = set(s.scalars(sa.select(SqlTrial.id).where(SqlTrial.id.in_(list(statuses)))))
+            missing = sorted(set(statuses) - known)
+            if missing:
+                raise NotFoundError(
+                    f"No trial with id {', '.join(map(str, missing))} in registry {self.url}."
+                )
+            s.execute(
+                sa.update(SqlTrial.__table__)
+                .where(SqlTrial.__table__.c.id == sa.bindparam("trial_id"))
+                .values(status=sa.bindparam("new_status"), error=sa.bindparam("new_error"),
+                        updated_at=now),
+                [{"trial_id": t, "new_status": st, "new_error": err}
+                 for t, (st, err) in sorted(statuses.items())],
+            )
 
     def list_trials(self, run_id: str, dataset_id: int | None = None) -> list[Trial]:
         """Return a run's trials (optionally of one dataset) with their units, by id."""

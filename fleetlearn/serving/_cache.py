@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
@@ -26,12 +27,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from fleetlearn.data import Schema
-from fleetlearn.errors import ArtifactIntegrityError
+from fleetlearn.errors import ArtifactIntegrityError, RegistryUnavailableError
 from fleetlearn.model import Predictor, load_predictor
 from fleetlearn.registry import ModelVersion, check_trusted_names, trusted_types_from_env
 from fleetlearn.serving._batch import MicroBatcher
 
 __all__ = ["LoadedModel", "ModelCache"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -102,7 +105,14 @@ class ModelCache:
         if now - self._checked < self.refresh_s:
             return
         self._checked = now
-        stamp = self.registry.version_stamp()
+        try:
+            stamp = self.registry.version_stamp()
+        except RegistryUnavailableError as exc:
+            # Keep answering with what the references meant a moment ago: the models
+            # in memory go on predicting while the registry restarts, and the check
+            # runs again after refresh_s (a new reference still needs the registry).
+            log.warning("registry unavailable, serving cached model references: %s", exc)
+            return
         if stamp != self._stamp:
             self._stamp = stamp
             self._refs.clear()

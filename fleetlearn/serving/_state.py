@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fleetlearn import __version__
+from fleetlearn.errors import RegistryUnavailableError
 from fleetlearn.model import Predictor
 from fleetlearn.monitoring import InferenceStats, ServingMetrics
 from fleetlearn.registry import ApiKey, ModelVersion, Registry, parse_model_ref
@@ -115,7 +116,10 @@ class ServingState:
             now = time.monotonic()
             if now - self._auth_checked > KEY_CACHE_S:
                 self._auth_checked = now
-                self._auth_required = self.registry.has_active_keys()
+                try:
+                    self._auth_required = self.registry.has_active_keys()
+                except RegistryUnavailableError as exc:  # keep the last answer meanwhile
+                    log.warning("registry unavailable, keeping the auth decision: %s", exc)
         return self._auth_required
 
     def authenticate(self, secret: str) -> ApiKey | None:
@@ -125,10 +129,21 @@ class ServingState:
         if hit is not None and hit[1] > now:
             key = hit[0]
         else:
-            key = self.registry.authenticate_key(secret)
+            try:
+                key = self.registry.authenticate_key(secret)
+            except RegistryUnavailableError:
+                # The registry is restarting: a key it accepted a moment ago still
+                # counts (the last answer, kept until the registry answers again);
+                # an unknown one gets the 503.
+                if hit is None:
+                    raise
+                return self._used(hit[0])
             if len(self._keys) > 10_000:  # bound memory against floods of bad keys
                 self._keys.clear()
             self._keys[secret] = (key, now + KEY_CACHE_S)
+        return self._used(key)
+
+    def _used(self, key: ApiKey | None) -> ApiKey | None:
         if key is not None:
             self._key_used[key.id] = datetime.now(UTC)
         return key

@@ -11,7 +11,10 @@ only what is missing.
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import heapq
+import logging
 import re
 import signal
 import threading
@@ -28,7 +31,7 @@ from ray.exceptions import LocalRayletDiedError, NodeDiedError, RayError, Worker
 
 from fleetlearn.catalog import ModelSpec, default_models, resolve_model, resolve_model_dict
 from fleetlearn.data import Dataset, check_folds, load_dataset
-from fleetlearn.errors import ConfigError, Terminated
+from fleetlearn.errors import ConfigError, RegistryUnavailableError, Terminated
 from fleetlearn.evaluation import PRIMARY_METRIC, check_metric, greater_is_better
 from fleetlearn.registry import ModelVersion, Registry, validate_model_name
 from fleetlearn.training._options import DatasetOptions, ModelEntry, RunOptions, dataset_configs
@@ -53,6 +56,8 @@ __all__ = [
     "train",
     "train_run",
 ]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -332,6 +337,14 @@ def train_run(
 JOURNAL_FLUSH_S = 0.25
 #: The most results collected per ``ray.wait`` call.
 _WAIT_BATCH = 256
+#: How many of the oldest pending tasks each ``ray.wait`` looks at (at least twice the
+#: cluster's CPUs). Ray runs a run's tasks about in submission order, so the window
+#: holds every running task; waiting on all pending refs instead costs O(pending) per
+#: call, which made a 20,000-unit run quadratic in the driver.
+_WAIT_WINDOW = 1024
+#: Pauses between attempts of a journal batch (or a registration) while the registry
+#: is unavailable: about 75 s in all, then the run fails (and can be resumed).
+JOURNAL_RETRY_S = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 15.0, 15.0, 15.0)
 
 
 @dataclass
@@ -391,11 +404,11 @@ class _RunDriver:
                 target=d.schema.target, schema=d.schema.to_dict(),
             )
             dataset_ids[p.name] = rec.id
-        trial_ids = {
-            (p.name, s.name): reg.ensure_trial(run_id, dataset_ids[p.name], s.name,
-                                               s.to_dict()).id
-            for p in prepared for s in p.specs
-        }
+        trial_ids = {}
+        for p in prepared:  # one transaction per dataset, however many models
+            trials = reg.ensure_trials(run_id, dataset_ids[p.name],
+                                       [(s.name, s.to_dict()) for s in p.specs])
+            trial_ids.update({(p.name, t.model_name): t.id for t in trials})
 
         units = run_units(prepared, config)
         id_to_name = {v: k for k, v in dataset_ids.items()}
@@ -404,7 +417,8 @@ class _RunDriver:
         todo = [u for u in units if u not in done]
 
         tracker = _Tracker(run_id, units, {p.name: p.metric for p in prepared})
-        tracker.seed_from_registry(reg, id_to_name)
+        if resume is not None:  # a new run has journaled nothing: no need to read it back
+            tracker.seed_from_registry(reg, id_to_name)
         tracker.resumed = len(units) - len(todo)
         tracker.emit(on_progress, "start")
         return cls(config, reg, run_id, {p.name: p for p in prepared}, dataset_ids, trial_ids,
@@ -472,22 +486,26 @@ class _RunDriver:
 
     def _drain(self, pending: dict[ray.ObjectRef, UnitKey], stop: _StopOnSignals) -> None:
         """Journal results as they land, batching what finished together."""
-        refs = list(pending)
+        queue = collections.deque(pending)  # in submission order
+        window: list[ray.ObjectRef] = []
+        size = max(_WAIT_WINDOW, 2 * int(ray.cluster_resources().get("CPU", 0)))
         batch: list[dict[str, Any]] = []
         #: Units Ray ran more than once, by task id: where their lost attempts ran is
         #: looked up once, when the wave is done (one read of Ray's task records).
         retried: dict[str, dict[str, Any]] = {}
         last_flush = time.monotonic()
         try:
-            while refs:
+            while window or queue:
                 if stop.requested is not None:
-                    for ref in refs:
+                    for ref in [*window, *queue]:
                         ray.cancel(ref, force=True)
                     stop.check()
+                while queue and len(window) < size:
+                    window.append(queue.popleft())
                 # One call returns everything finished within the flush interval (or at
                 # once when all that is left has finished).
-                ready, refs = ray.wait(refs, num_returns=min(len(refs), _WAIT_BATCH),
-                                       timeout=JOURNAL_FLUSH_S)
+                ready, window = ray.wait(window, num_returns=min(len(window), _WAIT_BATCH),
+                                         timeout=JOURNAL_FLUSH_S)
                 results = _get_all(ready, self.config.max_retries)
                 for ref, result in zip(ready, results, strict=True):
                     key = pending.pop(ref)
@@ -514,21 +532,22 @@ class _RunDriver:
                     self.tracker.emit(self.on_progress, "unit", key, result["status"],
                                       result["error"])
                 now = time.monotonic()
-                if batch and (not refs or now - last_flush >= JOURNAL_FLUSH_S):
-                    self.registry.record_units(batch)
-                    batch, last_flush = [], now
+                if batch and (not (window or queue) or now - last_flush >= JOURNAL_FLUSH_S):
+                    _retrying(self.registry.record_units, batch)
+                    batch, last_flush = [], time.monotonic()
             if retried:
-                self.registry.record_units(_with_lost_attempts(retried))
+                _retrying(self.registry.record_units, _with_lost_attempts(retried))
         finally:
             if batch:  # Ctrl-C or an error: keep what finished so resume skips it
-                self.registry.record_units(batch)
+                _retrying(self.registry.record_units, batch)
 
     def _register(self, key: UnitKey, result: dict[str, Any],
                   unit: dict[str, Any]) -> ModelVersion:
         prepared = self.datasets[key.dataset]
         spec = next(s for s in prepared.specs if s.name == key.model)
         d = prepared.dataset
-        return self.registry.register_model(
+        return _retrying(
+            self.registry.register_model,
             f"{key.dataset}-{key.model}",
             artifact=result["artifact"],
             run_id=self.run_id,
@@ -556,6 +575,23 @@ class _RunDriver:
         return TrainResult(self.run_id, run_leaderboard(self.registry, self.run_id),
                            self.registry.list_models(run_id=self.run_id), warnings_out,
                            self.failed, time.perf_counter() - started, self.retried)
+
+
+def _retrying(write: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Call a registry write, retrying with backoff while the registry is unavailable.
+
+    Journal batches are idempotent upserts, so a batch whose outcome was lost with the
+    connection is simply written again. The pauses are :data:`JOURNAL_RETRY_S`; after
+    the last one the error propagates and the run is marked failed (resume re-runs
+    only what is not journaled).
+    """
+    for pause in JOURNAL_RETRY_S:
+        try:
+            return write(*args, **kwargs)
+        except RegistryUnavailableError as exc:
+            log.warning("registry unavailable, retrying in %.1f s: %s", pause, exc)
+            time.sleep(pause)
+    return write(*args, **kwargs)
 
 
 def _get_all(refs: list[ray.ObjectRef], max_retries: int) -> list[dict[str, Any]]:
@@ -602,15 +638,17 @@ def _with_lost_attempts(retried: dict[str, dict[str, Any]]) -> list[dict[str, An
 
 
 def _finish_trials(reg: Registry, run_id: str) -> None:
+    done: dict[int, tuple[str, str | None]] = {}
     for trial in reg.list_trials(run_id):
         statuses = [u.status for u in trial.units.values()]
         errors = [u.error for u in trial.units.values() if u.error]
         if statuses and all(s == "ok" for s in statuses):
-            reg.set_trial_status(trial.id, "ok")
+            done[trial.id] = ("ok", None)
         elif statuses and all(s != "ok" for s in statuses):
-            reg.set_trial_status(trial.id, "failed", error=errors[0] if errors else None)
+            done[trial.id] = ("failed", errors[0] if errors else None)
         else:
-            reg.set_trial_status(trial.id, "partial", error=errors[0] if errors else None)
+            done[trial.id] = ("partial", errors[0] if errors else None)
+    reg.set_trial_statuses(done)  # one transaction, not one per trial
 
 
 class _StopOnSignals:
@@ -673,6 +711,12 @@ class _Tracker:
         self.fold_sums: dict[tuple[str, str], tuple[float, int]] = {}
         self.best: dict[str, tuple[str, float]] = {}
         self._greater: dict[str, bool] = {}
+        # Per dataset, a heap of (sort key, first-seen order, model, mean) with stale
+        # entries dropped lazily: finding the new leader when the leader's mean drops
+        # costs O(log models), where scanning every model's mean made a run of
+        # thousands of models quadratic in the driver.
+        self._heaps: dict[str, list[tuple[float, int, str, float]]] = {}
+        self._order: dict[tuple[str, str], int] = {}
 
     def seed_from_registry(self, reg: Registry, id_to_name: dict[int, str]) -> None:
         """Count what earlier processes of a resumed run journaled."""
@@ -693,19 +737,26 @@ class _Tracker:
         value = result["payload"].get("scores", {}).get(metric)
         if value is None:
             return
-        total, count = self.fold_sums.get((key.dataset, key.model), (0.0, 0))
+        pair = (key.dataset, key.model)
+        total, count = self.fold_sums.get(pair, (0.0, 0))
         total, count = total + float(value), count + 1
-        self.fold_sums[(key.dataset, key.model)] = (total, count)
+        self.fold_sums[pair] = (total, count)
         mean = total / count
-        best = self.best.get(key.dataset)
         better = self._better(key.dataset)
+        order = self._order.setdefault(pair, len(self._order))
+        heap = self._heaps.setdefault(key.dataset, [])
+        heapq.heappush(heap, (-mean if better else mean, order, key.model, mean))
+        best = self.best.get(key.dataset)
         if best is None or (mean > best[1] if better else mean < best[1]):
             self.best[key.dataset] = (key.model, mean)
         elif best[0] == key.model:  # the leader's mean dropped: someone else may lead now
-            means = {m: t / c for (d, m), (t, c) in self.fold_sums.items() if d == key.dataset}
-            pick = max(means, key=means.__getitem__) if better else min(
-                means, key=means.__getitem__)
-            self.best[key.dataset] = (pick, means[pick])
+            while True:  # the best entry that is still a model's current mean
+                _, _, model, value_now = heap[0]
+                t, c = self.fold_sums[(key.dataset, model)]
+                if t / c == value_now:
+                    break
+                heapq.heappop(heap)
+            self.best[key.dataset] = (model, value_now)
 
     def _better(self, dataset: str) -> bool:
         if dataset not in self._greater:

@@ -149,6 +149,12 @@ def test_a_cycle_and_a_private_import_are_caught() -> None:
     assert _private_violations(graph) == {("fleetlearn.a", "fleetlearn.b._x")}
 
 
+#: The one exception, by exact (file, module): scale.py's "no compute" variant of part
+#: (o) swaps the driver's task body for one that returns a recorded result, to time
+#: orchestration alone; no public name offers that, on purpose.
+_BENCHMARK_PRIVATE_OK = {("scale.py", "fleetlearn.training._execute")}
+
+
 def test_no_benchmark_imports_a_private_module() -> None:
     # A benchmark measures what users run: through the packages' public names.
     known = set(_modules())
@@ -157,5 +163,6 @@ def test_no_benchmark_imports_a_private_module() -> None:
         imports = _imports(f"benchmarks.{path.stem}", path, known)
         found += [(path.name, m) for m in sorted(imports)
                   if any(p.startswith("_") and not p.startswith("__")
-                         for p in m.split(".")[1:])]
+                         for p in m.split(".")[1:])
+                  and (path.name, m) not in _BENCHMARK_PRIVATE_OK]
     assert found == [], f"benchmarks importing private modules: {found}"

@@ -83,3 +83,26 @@ def test_a_changed_table_cannot_be_resumed(table: Path) -> None:
     with pytest.raises(ConfigError, match="changed since run .* Start a new run"):
         _RunDriver.record(options, prepare(options), reg, None, resume=first.run_id,
                           new_id=None)
+
+
+def test_the_progress_leader_is_the_best_mean_so_far_at_every_step() -> None:
+    """The tracker's incremental leader equals a scan of every model's mean (first seen
+    wins a tie) after every fold, for a metric to maximise and one to minimise."""
+    import random
+
+    from fleetlearn.training._execute import _Tracker
+
+    rng = random.Random(0)
+    for metric in ("accuracy", "rmse"):
+        models = [f"m{i}" for i in range(30)]
+        units = [UnitKey("d", m, f"cv{f}") for m in models for f in range(5)]
+        rng.shuffle(units)
+        tracker = _Tracker("run", units, {"d": metric})
+        sums: dict[str, list[float]] = {}
+        for key in units:
+            score = rng.choice([0.5, 0.6, 0.7, 0.8])  # ties on purpose
+            tracker.update(key, {"status": "ok", "payload": {"scores": {metric: score}}})
+            sums.setdefault(key.model, []).append(score)
+            means = {m: sum(v) / len(v) for m, v in sums.items()}
+            pick = (max if metric == "accuracy" else min)(means, key=means.__getitem__)
+            assert tracker.best["d"][1] == means[pick]

@@ -105,6 +105,9 @@ async def start_run(state: StateDep, launcher: LauncherDep, _: TrainKey,
     total = len(training.run_units(prepared, config))
     warnings = [w for p in prepared for w in p.dataset.warnings] + [
         n for p in prepared for n in p.notes]
+    # The run's process records the run: when the registry is down now, say so (503)
+    # instead of answering 202 for a process that cannot start.
+    await asyncio.to_thread(state.registry.ping)
     child = await asyncio.to_thread(launcher.start, config)
     log.info("run %s started (pid %d, %d units)", child.run_id, child.proc.pid, total)
     return {"id": child.run_id, "status": "starting", "units_total": total,

@@ -1,0 +1,120 @@
+"""A PostgreSQL server of the test's own, to stop and start at will.
+
+The shared PostgreSQL on 127.0.0.1:5432 belongs to everyone on the machine and is never
+restarted: a test that needs the registry to go away runs its own server (``initdb`` +
+``pg_ctl`` from the PostgreSQL 15 binaries) in a temp folder on a free port, as the
+``postgres`` user (PostgreSQL refuses to run as root).
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+__all__ = ["OwnPostgres", "pg_binaries"]
+
+PG_BIN = Path(os.environ.get("FLEETLEARN_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
+
+
+def pg_binaries() -> str | None:
+    """Why an own PostgreSQL cannot start here (a pytest skip reason), or None."""
+    if not (PG_BIN / "initdb").exists():
+        return f"no PostgreSQL binaries in {PG_BIN} (set FLEETLEARN_TEST_PG_BIN)"
+    if os.geteuid() == 0:
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError:
+            return "running as root without a 'postgres' user to run PostgreSQL as"
+    return None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class OwnPostgres:
+    """One PostgreSQL server: ``start()``, ``stop(mode)``, ``refuses()``, ``url``.
+
+    Examples
+    --------
+    >>> pg = OwnPostgres.create()            # doctest: +SKIP
+    >>> pg.stop("fast"); pg.refuses()        # doctest: +SKIP
+    True
+    """
+
+    def __init__(self, root: Path, port: int) -> None:
+        self.root, self.port = root, port
+        self.data = root / "data"
+        self.log = root / "postgres.log"
+        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+
+    @classmethod
+    def create(cls) -> OwnPostgres:
+        """initdb a fresh cluster in a temp folder and start it."""
+        root = Path(tempfile.mkdtemp(prefix="flpg-", dir="/tmp"))
+        root.chmod(0o755)  # the postgres user must reach its data folder
+        pg = cls(root, _free_port())
+        pg.data.mkdir(mode=0o700)
+        if os.geteuid() == 0:
+            shutil.chown(pg.data, "postgres", "postgres")
+            shutil.chown(root, "postgres", "postgres")
+        pg._run("initdb", "-D", str(pg.data), "-A", "trust", "-U", "postgres", "--no-sync",
+                "-E", "UTF8")
+        pg.start()
+        return pg
+
+    def _run(self, tool: str, *args: str) -> subprocess.CompletedProcess[str]:
+        cmd = [str(PG_BIN / tool), *args]
+        if os.geteuid() == 0:
+            cmd = ["runuser", "-u", "postgres", "--", *cmd]
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+        if out.returncode != 0:
+            raise RuntimeError(f"{tool} failed ({out.returncode}): {out.stderr or out.stdout}"
+                               f"\n--- server log ---\n{self.server_log()}")
+        return out
+
+    def server_log(self) -> str:
+        try:
+            return self.log.read_text()[-3000:]
+        except OSError:
+            return ""
+
+    def start(self) -> None:
+        """Start the server and wait until it accepts connections."""
+        opts = (f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root} "
+                "-c fsync=off -c max_connections=50")
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", opts, "-w",
+                  "-t", "60", "start")
+        deadline = time.monotonic() + 30
+        while self.refuses():
+            assert time.monotonic() < deadline, f"PostgreSQL did not listen:\n{self.server_log()}"
+            time.sleep(0.1)
+
+    def stop(self, mode: str = "fast") -> None:
+        """Stop the server (``fast``: disconnect clients; ``immediate``: like a crash)."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "-t", "60", "stop")
+
+    def refuses(self) -> bool:
+        """Whether a TCP connect to the server's port is refused (nothing listens)."""
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=2):
+                return False
+        except ConnectionRefusedError:
+            return True
+
+    def destroy(self) -> None:
+        """Stop the server if it runs and delete its folder."""
+        if (self.data / "postmaster.pid").exists():
+            try:
+                self.stop("immediate")
+            except RuntimeError:
+                pass
+        shutil.rmtree(self.root, ignore_errors=True)
