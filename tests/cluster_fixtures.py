@@ -103,7 +103,12 @@ class ProcessCluster:
             redis_url=redis_url, head_ip=f"{block}.1", ip_prefix=block,
             isolated=worker_home_isolated, env=base)
         self._base_pythonpath = base["PYTHONPATH"]
-        self.cluster.up(workers, timeout=timeout)
+        try:
+            self.cluster.up(workers, timeout=timeout)  # stops what it started on failure
+        except BaseException:
+            self.cluster.cleanup()
+            shutil.rmtree(self._driver_home, ignore_errors=True)
+            raise
 
     # ------------------------------------------------------------ what it is
     @property

@@ -46,11 +46,15 @@ def test_a_killed_head_restarted_with_redis_takes_its_workers_back(process_clust
     before = cluster.wait_alive(3)
     workers = {n.node_id for n in before.alive if not n.is_head}
     worker_pids = {n.pid for n in cluster.nodes if n.role == "worker"}
+    old_head = cluster.node(cluster.head_ip).node_id
 
     assert cluster.kill_head(signal.SIGKILL) >= 2
     assert not cluster.cluster.processes(cluster.head_ip)
-    cluster.restart_head()
+    new_head = cluster.restart_head().node_id
+    assert new_head
+    assert new_head != old_head
     after = cluster.wait_alive(3)
+    assert new_head in cluster.alive_node_ids()
     # The same worker nodes (same Ray ids, same processes) came back: they reconnected.
     assert workers <= {n.node_id for n in after.alive}
     assert all(psutil.pid_exists(p) for p in worker_pids)
