@@ -21,6 +21,9 @@ line and exits non-zero; the API (later) maps these to 4xx responses.
     ├── ClusterError              Ray address unreachable, cluster lost
     └── ApiError                  a fleetlearn server answered with an error (the client)
         └── ServerUnreachableError nothing answers at the URL (refused, DNS, TLS, timeout)
+
+    KeyboardInterrupt
+    └── Terminated                SIGTERM, handled like Ctrl-C (``docker stop``); exit 143
 """
 
 from __future__ import annotations
@@ -44,8 +47,20 @@ __all__ = [
     "ClusterError",
     "ApiError",
     "ServerUnreachableError",
+    "Terminated",
     "closest",
 ]
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM asked this process to stop: the same clean stop as Ctrl-C.
+
+    A subclass of :class:`KeyboardInterrupt`, so every path that stops cleanly on
+    Ctrl-C (journal what finished, mark the run ``interrupted``, shut down an embedded
+    Ray) does the same on SIGTERM; the CLI exits with 143 (128 + 15) instead of 130.
+    """
+
+    exit_code = 143
 
 
 class FleetlearnError(Exception):

@@ -7,7 +7,8 @@ model spec; ``tests/`` is on the ``PYTHONPATH`` of the session's Ray workers and
 ``fleetlearn train`` children, see ``ray_session`` in ``tests/conftest.py``).
 
 Each ``fit`` takes the next ticket in the gate folder: it creates ``started-<n>``
-(holding the Ray job id and pid of the process that fits), then waits until
+(holding the Ray job id, the Ray task's name, "dataset/model/unit", and the pid of
+the process that fits), then waits until
 ``open-<n>`` or ``open`` exists, at most ``timeout_s`` (then it raises, so a test that
 forgot to open the gate fails instead of hanging). The test sees what started with
 :func:`started`, lets one fit through with :func:`open_ticket` and all with
@@ -43,7 +44,10 @@ POLL_S = 0.02
 def _take_ticket(gate: Path) -> int:
     """Create ``started-<n>`` for the lowest free n (atomic across processes)."""
     gate.mkdir(parents=True, exist_ok=True)
-    job = ray.get_runtime_context().get_job_id() if ray.is_initialized() else "local"
+    context = ray.get_runtime_context() if ray.is_initialized() else None
+    job = context.get_job_id() if context is not None else "local"
+    # The Ray task's name is the unit's ("dataset/model/cv0"): which unit this fit is.
+    task = context.get_task_name() if context is not None else None
     n = 0
     while True:
         try:
@@ -52,7 +56,7 @@ def _take_ticket(gate: Path) -> int:
             n += 1
             continue
         with os.fdopen(fd, "w") as out:
-            json.dump({"ticket": n, "job": job, "pid": os.getpid()}, out)
+            json.dump({"ticket": n, "job": job, "pid": os.getpid(), "task": task}, out)
         return n
 
 
@@ -96,7 +100,7 @@ class GatedClassifier(ClassifierMixin, BaseEstimator):
 
 
 def started(gate: Path) -> dict[int, dict[str, Any]]:
-    """The fits that took a ticket so far: ``{ticket: {"job", "pid"}}``."""
+    """The fits that took a ticket so far: ``{ticket: {"job", "pid", "task"}}``."""
     out = {}
     for path in gate.glob("started-*"):
         try:

@@ -291,6 +291,11 @@ def create_app(settings: ServeSettings | None = None, state: ServingState | None
         try:
             yield
         finally:
+            # No automatic resume starts while the server stops (runs keep going: they
+            # are their own processes).
+            launcher = getattr(app.state, "fleetlearn_launcher", None)
+            if launcher is not None:
+                launcher.close()
             await app.state.serving.stop()
 
     app = FastAPI(

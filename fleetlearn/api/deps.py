@@ -90,7 +90,8 @@ def launcher(request: Request) -> Launcher:
         state: ServingState = app.state.serving
         current = Launcher(state.registry, fleetlearn_home() / "runs",
                            ray_address=state.settings.ray_address,
-                           registry_url=state.settings.registry_url)
+                           registry_url=state.settings.registry_url,
+                           retries=state.settings.run_retries)
         app.state.fleetlearn_launcher = current
     return current
 

@@ -47,7 +47,7 @@ def version() -> None:
 
 def _interrupted(exc: BaseException) -> int:
     print(interrupted_message(exc), file=sys.stderr)
-    return 130
+    return getattr(exc, "exit_code", 130)  # 143 for SIGTERM (errors.Terminated)
 
 
 def _click_errors(name: str) -> tuple[type[BaseException], ...]:

@@ -84,4 +84,5 @@ def interrupted_message(exc: BaseException) -> str:
     """
     run_id = getattr(exc, "run_id", None) or getattr(exc.__cause__, "run_id", None)
     hint = f"; resume with: fleetlearn train --resume {run_id}" if run_id else ""
-    return f"interrupted{hint}"
+    what = "stopped by SIGTERM" if getattr(exc, "exit_code", 130) == 143 else "interrupted"
+    return f"{what}{hint}"

@@ -8,13 +8,14 @@ modules, so a top-level import would make each of them pay for all the others.
 from __future__ import annotations
 
 import logging
+import signal
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from fleetlearn.cli._common import console
-from fleetlearn.errors import ConfigError
+from fleetlearn.errors import ConfigError, Terminated
 
 # The options that are ServeSettings fields: {parameter: (field, option as typed)}.
 SETTINGS_OPTIONS = {
@@ -133,10 +134,24 @@ def serve_command(
     if ray:
         from fleetlearn.serving import deploy, serve_forever  # imports Ray Serve
 
-        with console.status(f"deploying {replicas} replica(s) on Ray Serve ..."):
-            running = deploy(settings, replicas, max_replicas, address,
-                             tls_cert=str(tls_cert) if tls_cert else None,
-                             tls_key=str(tls_key) if tls_key else None)
+        # SIGTERM while deploying: stop like Ctrl-C (deploy cleans up, exit 143); once
+        # serving, serve_forever takes it over.
+        terminated: list[int] = []
+
+        def on_sigterm(signum: int, frame: Any) -> None:
+            terminated.append(signum)
+            raise Terminated
+
+        signal.signal(signal.SIGTERM, on_sigterm)
+        try:
+            with console.status(f"deploying {replicas} replica(s) on Ray Serve ..."):
+                running = deploy(settings, replicas, max_replicas, address,
+                                 tls_cert=str(tls_cert) if tls_cert else None,
+                                 tls_key=str(tls_key) if tls_key else None)
+        except KeyboardInterrupt as exc:
+            if terminated:  # Ray's code may re-raise it as a plain KeyboardInterrupt
+                raise Terminated from exc
+            raise
         scaling = running.options["autoscaling_config"]
         say(f"Ray Serve: {scaling['min_replicas']}-{scaling['max_replicas']} replicas "
             f"answering on {running.url}")

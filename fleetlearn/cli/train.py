@@ -25,7 +25,7 @@ import typer
 
 from fleetlearn.cli._common import console, err_console, interrupted_message, print_json
 from fleetlearn.config import fleetlearn_home
-from fleetlearn.errors import ConfigError
+from fleetlearn.errors import ConfigError, Terminated
 
 # pydantic only: fleetlearn.training loads its scikit-learn and Ray parts on first use.
 from fleetlearn.training import (
@@ -138,6 +138,7 @@ def train_command(
              "extra": _parse_extra(extra)}
     if run_id is not None:
         restore_ctrl_c()
+    stop_on_sigterm()
     run_config: RunOptions | None = None
     if resume is None:
         if config is not None:
@@ -186,6 +187,22 @@ def restore_ctrl_c() -> None:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise Terminated
+
+
+def stop_on_sigterm() -> None:
+    """SIGTERM stops ``train`` the way Ctrl-C does (journal, ``interrupted``, exit 143).
+
+    ``docker stop`` and service managers send SIGTERM, then SIGKILL after a grace
+    period (10 s for Docker). Python's default would end the driver on the spot; the
+    driver's loop turns it into a request it honours between two results, and
+    :func:`~fleetlearn.training.connect_ray` keeps this handler over Ray's own.
+    """
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_IGN:
+        signal.signal(signal.SIGTERM, _raise_terminated)
+
+
 def _given(ctx: typer.Context, param: str) -> bool:
     """Whether an option was typed on the command line (not left at its default)."""
     source = ctx.get_parameter_source(param)
@@ -200,8 +217,9 @@ def run_training(config: RunOptions | None, *, registry: str | None, address: st
                              quiet=quiet, run_id=run_id)
     except KeyboardInterrupt as exc:
         # Typer would turn this into a bare exit 130; say which run stopped and how to go on.
+        # 130 after Ctrl-C, 143 after SIGTERM (128 + the signal, as a shell reports it).
         err_console.print(interrupted_message(exc))
-        raise typer.Exit(130) from exc
+        raise typer.Exit(getattr(exc, "exit_code", 130)) from exc
 
 
 def _run_training(config: RunOptions | None, *, registry: str | None, address: str | None,

@@ -37,11 +37,13 @@ from fleetlearn.registry._engine import mask_url
 from fleetlearn.registry._entities import (
     ApiKey,
     DatasetRecord,
+    Launch,
     ModelVersion,
     Run,
     Trial,
     TrialUnit,
 )
+from fleetlearn.registry._launch_store import LAUNCH_STATUSES
 from fleetlearn.registry._migrate import head_revision
 from fleetlearn.registry._names import parse_model_ref, validate_alias, validate_model_name
 from fleetlearn.registry._store import (
@@ -59,6 +61,8 @@ __all__ = [
     "TrialUnit",
     "ModelVersion",
     "ApiKey",
+    "Launch",
+    "LAUNCH_STATUSES",
     "ArtifactStore",
     "dump_estimator",
     "load_estimator",

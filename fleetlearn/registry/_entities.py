@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-__all__ = ["Run", "DatasetRecord", "TrialUnit", "Trial", "ModelVersion", "ApiKey"]
+__all__ = ["Run", "DatasetRecord", "TrialUnit", "Trial", "ModelVersion", "ApiKey", "Launch"]
 
 
 def _jsonable(value: Any) -> Any:
@@ -157,3 +157,24 @@ class ApiKey(_Record):
     created_at: datetime
     last_used_at: datetime | None
     revoked_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Launch(_Record):
+    """A training process an API launcher started, recorded from the moment it spawned.
+
+    ``status``: ``"starting"`` (the child is checking its data and joining Ray; no run
+    row yet), ``"recorded"`` (the run exists: follow it there), ``"failed"`` (the
+    process ended, or died, before recording the run: ``error`` says why) or
+    ``"cancelled"`` (stopped through the API before it recorded the run).
+    """
+
+    run_id: str
+    pid: int
+    host: str
+    log: str
+    status: str
+    error: str | None
+    exit_code: int | None
+    created_at: datetime
+    updated_at: datetime

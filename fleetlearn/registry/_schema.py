@@ -227,3 +227,25 @@ class SqlInferenceStats(Base):
     latency_sum_ms: Mapped[float] = mapped_column(sa.Float)
     histogram: Mapped[dict[str, Any]] = mapped_column(JSONType)
     process: Mapped[dict[str, Any]] = mapped_column(JSONType)
+
+
+class SqlLaunch(Base):
+    """A training process an API launcher started, from its start on.
+
+    Written before the run exists (the child checks its data and joins Ray first), so
+    every API process sharing the registry sees the starting window; no foreign key to
+    ``runs``: a launch that fails before recording never gets a run row.
+    """
+
+    __tablename__ = "launches"
+
+    run_id: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    pid: Mapped[int] = mapped_column(sa.Integer)
+    host: Mapped[str] = mapped_column(sa.String(255))
+    log: Mapped[str] = mapped_column(sa.Text)
+    # starting | recorded | failed | cancelled
+    status: Mapped[str] = mapped_column(sa.String(16), index=True)
+    error: Mapped[str | None] = mapped_column(sa.Text)
+    exit_code: Mapped[int | None] = mapped_column(sa.Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -40,6 +40,7 @@ from fleetlearn.registry._engine import (
     sentence,
 )
 from fleetlearn.registry._entities import DatasetRecord, ModelVersion, Run, Trial, TrialUnit
+from fleetlearn.registry._launch_store import LaunchStoreMixin
 from fleetlearn.registry._migrate import upgrade_to_head
 from fleetlearn.registry._names import validate_alias, validate_model_name
 from fleetlearn.registry._schema import (
@@ -95,7 +96,7 @@ def _is_version_conflict(exc: IntegrityError) -> bool:
     )
 
 
-class Registry(ServingStoreMixin):
+class Registry(ServingStoreMixin, LaunchStoreMixin):
     """The fleetlearn registry: a SQL database plus a folder of skops artifacts.
 
     Opening a registry upgrades its schema to the newest migration. SQLite (the

@@ -26,13 +26,25 @@
   Requests for different model versions in one batch are split per version.
 
 Ray is embedded (``address="local"``, started and stopped here) unless an address is
-given. Shutting down deletes the app; Serve itself is shut down when nothing else runs
-on it, and Ray when this process started it. Never ``ray stop``.
+given. Stopping (Ctrl-C, SIGTERM: ``docker stop`` allows 10 s) takes a few seconds:
+
+* on the embedded Ray, which this process owns, Serve is shut down at once (replicas
+  get ``graceful_shutdown_timeout_s`` to finish their requests) and Ray after it;
+* on a cluster joined by address, only the fleetlearn app is deleted; Serve (its
+  controller and proxies) is left to the cluster when other apps run on it, else shut
+  down; then this process disconnects.
+
+SIGTERM used to abort the process (exit 134) when it arrived while Ray was connected
+but before :func:`serve_forever` had set its handler: Ray's core worker installs a C++
+handler that aborts; :func:`~fleetlearn.training.connect_ray` now keeps the caller's
+handler. If the shutdown ever hangs (a dead cluster), :func:`serve_forever` exits
+after :data:`SHUTDOWN_BOUND_S` anyway. Never ``ray stop``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -68,6 +80,9 @@ MAX_BATCH_REQUESTS = 256
 #: cheap per extra concurrent request, so it is far above Ray's default of 2.
 TARGET_ONGOING_REQUESTS = 16.0
 BATCHING_MODES = ("serve", "micro")
+#: Longest a stop may take before the process exits without waiting for the rest of the
+#: shutdown: within Docker's 10 s between SIGTERM and SIGKILL, with margin.
+SHUTDOWN_BOUND_S = 8.0
 
 
 # ------------------------------------------------------------- batching
@@ -273,19 +288,24 @@ class ClusterServing:
     handle : DeploymentHandle
         Ray Serve's handle to the ingress deployment.
     started_ray : bool
-        Whether :func:`deploy` started an embedded Ray (then :meth:`shutdown` stops it).
+        Whether :func:`deploy` connected this process to Ray (then :meth:`shutdown`
+        disconnects it, stopping an embedded Ray).
     options : dict
         The deployment options used (see :func:`replica_options`).
+    embedded : bool
+        Whether that Ray is an embedded one this process owns (then Serve is shut down
+        at once, not asked about other apps).
     """
 
     url: str
     handle: Any
     started_ray: bool
     options: dict[str, Any] = field(default_factory=dict)
+    embedded: bool = False
 
     def shutdown(self) -> None:
-        """Delete the app; shut Serve down if nothing else runs on it; stop own Ray."""
-        shutdown(self.started_ray)
+        """Stop serving: see the module docstring for what is torn down and what is left."""
+        shutdown(self.started_ray, embedded=self.embedded)
 
 
 def resolved_settings(settings: ServeSettings) -> dict[str, Any]:
@@ -357,7 +377,9 @@ def deploy(settings: ServeSettings, replicas: int = 1, max_replicas: int | None 
                           f"'{batching}'.")
     options = replica_options(replicas, max_replicas, target_ongoing_requests, num_cpus)
     payload = resolved_settings(settings)
+    embedded = not (ray.is_initialized() or address or os.environ.get("RAY_ADDRESS"))
     started = _connect(address, options["autoscaling_config"]["max_replicas"], num_cpus)
+    embedded = embedded and started
     http: dict[str, Any] = {"host": settings.host, "port": int(settings.port)}
     if tls_cert and tls_key:
         http.update(ssl_certfile=str(tls_cert), ssl_keyfile=str(tls_key))
@@ -373,7 +395,7 @@ def deploy(settings: ServeSettings, replicas: int = 1, max_replicas: int | None 
                  replicas, time.monotonic() - start)
     except BaseException as exc:
         try:
-            shutdown(started)
+            shutdown(started, embedded=embedded)
         except Exception:  # noqa: BLE001 - report the deploy error, not the cleanup's
             log.warning("cleanup after a failed deploy failed", exc_info=True)
         if isinstance(exc, KeyboardInterrupt | SystemExit | ClusterError | ConfigError):
@@ -384,7 +406,8 @@ def deploy(settings: ServeSettings, replicas: int = 1, max_replicas: int | None 
             from exc
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
     scheme = "https" if tls_cert else "http"
-    return ClusterServing(f"{scheme}://{host}:{settings.port}", handle, started, options)
+    return ClusterServing(f"{scheme}://{host}:{settings.port}", handle, started, options,
+                          embedded)
 
 
 def _connect(address: str | None, max_replicas: int, num_cpus: float) -> bool:
@@ -397,12 +420,19 @@ def _connect(address: str | None, max_replicas: int, num_cpus: float) -> bool:
     return connect_ray(None, num_cpus=cpus)
 
 
-def shutdown(stop_ray: bool) -> None:
-    """Stop the fleetlearn app; Serve too when this process owns Ray or Serve runs nothing
-    else; then ``ray.shutdown()`` if :func:`deploy` started Ray. Never ``ray stop``."""
+def shutdown(stop_ray: bool, *, embedded: bool = False) -> None:
+    """Stop the fleetlearn app, and Serve with it when this process owns Ray (``embedded``)
+    or Serve runs nothing else; then ``ray.shutdown()`` if :func:`deploy` connected.
+    Never ``ray stop``."""
     if not ray.is_initialized():
         return
     try:
+        if embedded:
+            # Nothing else can run on a Ray this process started: no need to delete the
+            # app and ask about others first (a second each); replicas still drain.
+            with contextlib.suppress(Exception):
+                serve.shutdown()
+            return
         try:
             # Deleting first lets replicas drain; it also spares the driver Ray's
             # "graceful_shutdown failed" notice when Serve is shut down right after.
@@ -410,15 +440,20 @@ def shutdown(stop_ray: bool) -> None:
             others = serve.status().applications
         except Exception:  # noqa: BLE001 - Serve already gone
             return
-        if stop_ray or not others:
+        if not others:
             serve.shutdown()
     finally:
         if stop_ray:
             ray.shutdown()
 
 
-def serve_forever(running: ClusterServing, poll_s: float = 1.0) -> None:
-    """Block until SIGINT/SIGTERM, then shut the deployment down cleanly."""
+def serve_forever(running: ClusterServing, poll_s: float = 1.0,
+                  bound_s: float = SHUTDOWN_BOUND_S) -> None:
+    """Block until SIGINT/SIGTERM, then shut the deployment down cleanly.
+
+    The shutdown gets ``bound_s``; past it (a cluster that stopped answering) the
+    process exits with 143 rather than be killed half-way by the next SIGKILL.
+    """
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set())
                 for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -428,4 +463,15 @@ def serve_forever(running: ClusterServing, poll_s: float = 1.0) -> None:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        running.shutdown()
+        watchdog = threading.Timer(bound_s, _exit_now, args=(bound_s,))
+        watchdog.daemon = True
+        watchdog.start()
+        try:
+            running.shutdown()
+        finally:
+            watchdog.cancel()
+
+
+def _exit_now(bound_s: float) -> None:
+    log.error("Ray Serve did not shut down within %.0f s; exiting without waiting", bound_s)
+    os._exit(143)

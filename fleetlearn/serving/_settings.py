@@ -84,6 +84,11 @@ class ServeSettings(BaseSettings):
         Where uploaded datasets are stored; ``<home>/data`` by default.
     ray_address : str, optional
         Ray cluster for runs started through the API; embedded local Ray by default.
+    run_retries : int
+        How many times a run started through this server is resumed on its own when
+        its training process dies or loses its cluster (not after a cancel, a
+        Ctrl-C/SIGTERM or bad input), with a growing pause between attempts; 0 turns
+        that off.
     trusted_types : list of str
         Exact type names (``mypackage.models.MyClassifier``) whose artifacts the model
         cache also loads, added to the allow-list and to ``FLEETLEARN_TRUSTED_TYPES``.
@@ -131,6 +136,7 @@ class ServeSettings(BaseSettings):
     upload_max_mb: float = Field(512.0, gt=0)
     data_dir: str | None = None
     ray_address: str | None = None
+    run_retries: int = Field(2, ge=0, le=20)
     # NoDecode, as preload: comma-separated in the environment.
     trusted_types: Annotated[list[str], NoDecode] = Field(default_factory=list)
 

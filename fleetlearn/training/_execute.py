@@ -11,6 +11,7 @@ only what is missing.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import signal
 import threading
@@ -27,7 +28,7 @@ from ray.exceptions import RayError
 
 from fleetlearn.catalog import ModelSpec, default_models, resolve_model, resolve_model_dict
 from fleetlearn.data import Dataset, check_folds, load_dataset
-from fleetlearn.errors import ConfigError
+from fleetlearn.errors import ConfigError, Terminated
 from fleetlearn.evaluation import PRIMARY_METRIC, check_metric, greater_is_better
 from fleetlearn.registry import ModelVersion, Registry, validate_model_name
 from fleetlearn.training._options import DatasetOptions, ModelEntry, RunOptions, dataset_configs
@@ -308,10 +309,14 @@ def train_run(
     prepared = prepare(config)
     started_ray = connect_ray(address)
     try:
-        driver = _RunDriver.record(config, prepared, reg, on_progress, resume=resume,
-                                   new_id=run_id)
-        driver.run()
-        return driver.result(started)
+        # From here on Ctrl-C and SIGTERM are requests the driver honours between two
+        # results: recording the run is never cut half-way, and what finished is
+        # journaled before the run is marked interrupted.
+        with _StopOnSignals() as stop:
+            driver = _RunDriver.record(config, prepared, reg, on_progress, resume=resume,
+                                       new_id=run_id)
+            driver.run(stop)
+            return driver.result(started)
     finally:
         if started_ray:
             ray.shutdown()
@@ -401,22 +406,26 @@ class _RunDriver:
 
     # ------------------------------------------------------------------ training
 
-    def run(self) -> None:
+    def run(self, stop: _StopOnSignals | None = None) -> None:
         """Train every unit still to do; the run ends ``interrupted`` or ``failed`` on
-        Ctrl-C or an error (what finished before is journaled either way)."""
+        Ctrl-C, SIGTERM or an error (what finished before is journaled either way)."""
         if self.config.schedule == "sequential":
             waves = [[u for u in self.todo if u.dataset == name] for name in self.datasets]
         else:
             waves = [self.todo]
         remote = ray.remote(run_unit)
         try:
-            with _StopOnSigint() as stop:
+            with contextlib.ExitStack() as stack:
+                if stop is None:
+                    stop = stack.enter_context(_StopOnSignals())
+                stop.check()  # a signal while the run was being recorded
                 for wave in waves:
                     if wave:
                         self._drain(self._submit(wave, remote), stop)
         except KeyboardInterrupt as exc:
-            self.registry.set_run_status(self.run_id, "interrupted",
-                                         error="interrupted by the user (Ctrl-C)")
+            why = ("stopped by SIGTERM" if isinstance(exc, Terminated)
+                   else "interrupted by the user (Ctrl-C)")
+            self.registry.set_run_status(self.run_id, "interrupted", error=why)
             exc.run_id = self.run_id  # type: ignore[attr-defined]  # for the CLI's hint
             raise
         except BaseException as exc:
@@ -455,17 +464,17 @@ class _RunDriver:
             pending[ref] = key
         return pending
 
-    def _drain(self, pending: dict[ray.ObjectRef, UnitKey], stop: _StopOnSigint) -> None:
+    def _drain(self, pending: dict[ray.ObjectRef, UnitKey], stop: _StopOnSignals) -> None:
         """Journal results as they land, batching what finished together."""
         refs = list(pending)
         batch: list[dict[str, Any]] = []
         last_flush = time.monotonic()
         try:
             while refs:
-                if stop.requested:
+                if stop.requested is not None:
                     for ref in refs:
                         ray.cancel(ref, force=True)
-                    raise KeyboardInterrupt
+                    stop.check()
                 # One call returns everything finished within the flush interval (or at
                 # once when all that is left has finished).
                 ready, refs = ray.wait(refs, num_returns=min(len(refs), _WAIT_BATCH),
@@ -562,34 +571,48 @@ def _finish_trials(reg: Registry, run_id: str) -> None:
             reg.set_trial_status(trial.id, "partial", error=errors[0] if errors else None)
 
 
-class _StopOnSigint:
-    """Turn Ctrl-C into a request the driver loop honours between two results.
+class _StopOnSignals:
+    """Turn Ctrl-C and SIGTERM into a request the driver loop honours between two results.
 
     A KeyboardInterrupt raised in the middle of a Ray call can leave the core worker
     in a bad state (seen here: a segfault at exit); checking a flag in the loop stops
-    cleanly within a second. A second Ctrl-C interrupts at once.
+    cleanly within a second. SIGTERM (``docker stop``, a service manager) is the same
+    request and ends in :class:`~fleetlearn.errors.Terminated`. A second signal
+    interrupts at once. An ignored signal stays ignored.
     """
 
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
     def __init__(self) -> None:
-        self.requested = False
-        self._previous: Any = None
+        self.requested: int | None = None
+        self._previous: dict[int, Any] = {}
 
     def _handle(self, signum: int, frame: Any) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
+        if self.requested is not None:
+            self._raise(signum)
+        self.requested = signum
 
-    def __enter__(self) -> _StopOnSigint:
+    @staticmethod
+    def _raise(signum: int) -> None:
+        raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
+
+    def check(self) -> None:
+        """Raise the interrupt asked for, if any."""
+        if self.requested is not None:
+            self._raise(self.requested)
+
+    def __enter__(self) -> _StopOnSignals:
         if threading.current_thread() is threading.main_thread():
-            previous = signal.getsignal(signal.SIGINT)
-            if previous is not signal.SIG_IGN:  # keep an ignored SIGINT ignored
-                self._previous = previous
-                signal.signal(signal.SIGINT, self._handle)
+            for sig in self.SIGNALS:
+                previous = signal.getsignal(sig)
+                if previous is not signal.SIG_IGN:
+                    self._previous[sig] = previous
+                    signal.signal(sig, self._handle)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous if previous is not None else signal.SIG_DFL)
 
 
 class _Tracker:

@@ -3,11 +3,23 @@
 A run started through the API never trains inside the server: the launcher writes the
 checked :class:`RunConfig` to ``<folder>/<id>.yaml`` and starts ``python -m fleetlearn
 train --config ... --run-id ID`` in a new process group (its output in
-``<folder>/<id>.log``). Once the child has recorded the run, the launcher stores the
-process in the registry (``runs.launcher``)::
+``<folder>/<id>.log``).
+
+The starting window: the child checks its data and joins Ray before it records the
+run, so for a few seconds there is no run row. The launcher writes a *launch* to the
+registry as soon as the process is spawned (``launches``: run id, pid, host, log,
+status ``starting``), so every API process sharing the registry reports the run as
+``starting``; the launch becomes ``recorded`` once the run exists, ``failed`` (with
+the child's error) or ``cancelled`` if it ended before, and a ``starting`` launch
+whose process is gone from its host is reported ``failed``. A run that fails its
+checks in the child never gets a run row, as before.
+
+Once the child has recorded the run, the launcher stores the process in the registry
+(``runs.launcher``)::
 
     {"pid": 4242, "host": "node-1", "log": ".../3f2a9c01b7de.log", "status": "running",
-     "started_at": "2026-12-01T20:00:00+00:00", "exit_code": null, "cancelled": false}
+     "started_at": "2026-12-01T20:00:00+00:00", "exit_code": null, "cancelled": false,
+     "attempt": 0, "last_error": null}
 
 so any API process that reaches the registry reports on it, and any API process on the
 same host cancels it. A run still ``running`` whose recorded process is gone from this
@@ -15,8 +27,14 @@ host (the server and its child killed, the machine rebooted) is marked ``interru
 ("driver died") when it is read, and :meth:`Launcher.resume` starts ``fleetlearn train
 --resume ID`` for it.
 
-Between the start and the child's first write (it checks its data and joins Ray first)
-the run exists only in the process that started it: :meth:`Launcher.starting`.
+Auto-resume: when a child this launcher watches ends after recording its run, neither
+finished nor stopped on purpose (killed by a signal, a crash, its Ray cluster lost or
+unreachable), the launcher resumes it by itself, up to ``retries`` times with a pause
+that doubles (:data:`RETRY_BACKOFF_S`, at most :data:`RETRY_BACKOFF_MAX_S`); each
+attempt and its cause are in ``runs.launcher`` (``attempt``, ``last_error``). Never
+after a cancel, Ctrl-C or SIGTERM (exit 130/143), a clean exit, or a fleetlearn error
+other than an unreachable cluster (exit 2: bad input fails before the run exists
+anyway). A resumed run trains only the units its journal lacks.
 """
 
 from __future__ import annotations
@@ -43,10 +61,10 @@ import yaml
 from fleetlearn.errors import ConflictError, FleetlearnError, NotFoundError
 
 if TYPE_CHECKING:
-    from fleetlearn.registry import Registry, Run
+    from fleetlearn.registry import Launch, Registry, Run
     from fleetlearn.training._config import RunConfig
 
-__all__ = ["CANCEL_GRACE_S", "LaunchedRun", "Launcher", "this_host"]
+__all__ = ["CANCEL_GRACE_S", "LaunchedRun", "Launcher", "RETRY_BACKOFF_S", "this_host"]
 
 log = logging.getLogger("fleetlearn.training")
 
@@ -58,6 +76,16 @@ _POLL_S = 0.2
 _ANSI_RE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 #: The driver-died mark, also what a reader finds in ``Run.error``.
 DRIVER_DIED = "driver died: its process {pid} on {host} is gone; resume it"
+#: A launch whose process vanished before it recorded its run.
+LAUNCH_DIED = ("the training process {pid} on {host} died before it recorded the run")
+#: The first pause before an automatic resume; it doubles with each attempt.
+RETRY_BACKOFF_S = 2.0
+RETRY_BACKOFF_MAX_S = 30.0
+#: Exit codes of a driver stopped on purpose (Ctrl-C, SIGTERM): never resumed by itself.
+_STOPPED_CODES = (130, 143)
+#: A fleetlearn error (exit 2) is bad input, except an unreachable cluster: these are
+#: the first words of connect_ray's messages for that.
+_CLUSTER_LOST = ("Cannot reach the Ray cluster", "Cannot join the Ray cluster")
 
 
 def this_host() -> str:
@@ -111,13 +139,18 @@ class LaunchedRun:
     done: threading.Event = field(default_factory=threading.Event)
     cancelled: bool = False
     recorded: bool = False  # the launcher record is in the registry
+    new_run: bool = False  # started by start() (a launch row), not a resume
+    attempt: int = 0  # automatic resumes before this process
+    retry_pending: bool = False  # ended; an automatic resume waits for its backoff
+    last_error: str | None = None  # why the previous process of the run ended
 
     def record(self, status: str = "running", exit_code: int | None = None,
                error: str | None = None) -> dict[str, Any]:
         """The launcher record of this process, as stored in ``runs.launcher``."""
         return {"pid": self.proc.pid, "host": this_host(), "log": str(self.log),
                 "status": status, "started_at": self.started_at, "exit_code": exit_code,
-                "cancelled": self.cancelled, "error": error}
+                "cancelled": self.cancelled, "error": error, "attempt": self.attempt,
+                "last_error": self.last_error}
 
 
 class Launcher:
@@ -134,17 +167,26 @@ class Launcher:
     registry_url : str, optional
         The registry the child opens (through the environment, not argv, so a
         PostgreSQL password stays out of ``ps``); ``registry.url`` by default.
+    retries : int
+        Automatic resumes of a run whose process died or lost its cluster (see the
+        module docstring); 0 turns them off.
+    backoff_s : float
+        The pause before the first automatic resume; it doubles for each next one.
     """
 
     def __init__(self, registry: Registry, folder: Path, *, ray_address: str | None = None,
-                 registry_url: str | None = None) -> None:
+                 registry_url: str | None = None, retries: int = 2,
+                 backoff_s: float = RETRY_BACKOFF_S) -> None:
         self.registry = registry
         self.folder = Path(folder)
         self.ray_address = ray_address
         self.registry_url = registry_url or (registry.url if "***" not in registry.url
                                              else None)
+        self.retries = int(retries)
+        self.backoff_s = float(backoff_s)
         self.children: dict[str, LaunchedRun] = {}
         self.lock = threading.Lock()
+        self.closing = threading.Event()  # set by close(): no more automatic resumes
 
     # ------------------------------------------------------------ starting
 
@@ -154,9 +196,11 @@ class Launcher:
         run_id = uuid.uuid4().hex[:12]
         run_file = self.folder / f"{run_id}.yaml"
         run_file.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
-        return self._spawn(run_id, ["--config", str(run_file), "--run-id", run_id])
+        return self._spawn(run_id, ["--config", str(run_file), "--run-id", run_id],
+                           new_run=True)
 
-    def resume(self, run_id: str) -> LaunchedRun:
+    def resume(self, run_id: str, *, attempt: int = 0,
+               last_error: str | None = None) -> LaunchedRun:
         """Resume a stopped run (``interrupted`` or ``failed``) in a new process.
 
         Raises
@@ -171,13 +215,12 @@ class Launcher:
             raise ConflictError(f"Run {run.id} is {run.status}: only an interrupted or failed "
                                 "run can be resumed.")
         self.folder.mkdir(parents=True, exist_ok=True)
-        child = self._spawn(run.id, ["--resume", run.id])
-        # The run is already recorded: its launcher record can be written at once.
-        self.registry.set_run_launcher(run.id, child.record())
-        child.recorded = True
+        child = self._spawn(run.id, ["--resume", run.id], attempt=attempt,
+                            last_error=last_error)
         return child
 
-    def _spawn(self, run_id: str, args: list[str]) -> LaunchedRun:
+    def _spawn(self, run_id: str, args: list[str], *, new_run: bool = False,
+               attempt: int = 0, last_error: str | None = None) -> LaunchedRun:
         log_path = self.folder / f"{run_id}.log"
         cmd = [sys.executable, "-m", "fleetlearn", "train", *args, "--quiet"]
         if self.ray_address:
@@ -194,53 +237,139 @@ class Launcher:
             proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL, cwd=self.folder, env=env,
                                     start_new_session=True)
-        child = LaunchedRun(run_id, proc, log_path, _now())
+        child = LaunchedRun(run_id, proc, log_path, _now(), new_run=new_run,
+                            attempt=attempt, last_error=last_error)
         with self.lock:
             self.children[run_id] = child
+        if new_run:
+            # The starting window, visible to every API process (see the module docstring).
+            try:
+                self.registry.add_launch(run_id, proc.pid, this_host(), str(log_path))
+            except FleetlearnError as exc:
+                log.warning("run %s: could not record its launch: %s", run_id, exc)
+        else:
+            # The run is already recorded: its launcher record can be written at once.
+            try:
+                self.registry.set_run_launcher(run_id, child.record())
+                child.recorded = True
+            except FleetlearnError as exc:  # the watcher tries again
+                log.warning("run %s: could not record its process yet: %s", run_id, exc)
         threading.Thread(target=self._watch, args=(child,), daemon=True,
                          name=f"fleetlearn-run-{run_id}").start()
         return child
 
     def _watch(self, child: LaunchedRun) -> None:
-        """Record the process in the registry once the run exists; settle it at exit."""
+        """Record the process in the registry once the run exists; settle it at exit;
+        resume it by itself when it died (see the module docstring)."""
         while child.proc.poll() is None and not child.recorded:
             try:
                 self.registry.set_run_launcher(child.run_id, child.record())
                 child.recorded = True
+                if child.new_run:
+                    self.registry.set_launch(child.run_id, "recorded")
             except NotFoundError:
                 time.sleep(_POLL_S)  # the child is still checking its data
             except FleetlearnError as exc:  # a registry hiccup: try again
                 log.warning("run %s: could not record its process yet: %s", child.run_id, exc)
                 time.sleep(_POLL_S)
         code = child.proc.wait()
+        retry: str | None = None
         try:
             error = last_error(child.log) if code != 0 else None
-            self._settle(child.run_id, code, error, child.cancelled)
+            if child.new_run and not child.recorded:
+                self._end_launch(child, code, error)
+            # The exit record first, then the status: a resume that a reader starts on
+            # seeing the status must not have its new record overwritten by this one.
             with contextlib.suppress(NotFoundError):
                 status = "cancelled" if child.cancelled else "exited"
                 self.registry.set_run_launcher(child.run_id, child.record(status, code, error))
+            settled = self._settle(child.run_id, code, error, child.cancelled)
+            retry = self._retry_reason(child, code, error, settled)
         except Exception as exc:  # noqa: BLE001 - a registry hiccup must not kill the thread
             log.warning("run %s: could not record how its process ended: %s", child.run_id, exc)
         finally:
             child.done.set()
+        if retry is not None:
+            self._auto_resume(child, retry)
+
+    def _end_launch(self, child: LaunchedRun, code: int, error: str | None) -> None:
+        """The process ended before its run existed: the launch says why."""
+        try:
+            self.registry.get_run(child.run_id)
+            self.registry.set_launch(child.run_id, "recorded", exit_code=code)
+            return  # recorded in the last moments: the run tells the rest
+        except NotFoundError:
+            pass
+        if child.cancelled:
+            self.registry.set_launch(child.run_id, "cancelled", exit_code=code,
+                                     error="cancelled through the API before the run started")
+        else:
+            self.registry.set_launch(
+                child.run_id, "failed", exit_code=code,
+                error=error or f"the training process exited with code {code}")
 
     def _settle(self, run_id: str, code: int | None, error: str | None,
-                cancelled: bool) -> None:
-        """A run whose process is gone but still says 'running': record how it ended."""
+                cancelled: bool) -> Run | None:
+        """A run whose process is gone but still says 'running': record how it ended.
+
+        A process killed by a signal (``code`` < 0: SIGKILL, the OOM killer) had no
+        chance to say anything: its run is ``interrupted`` ("driver died"), like a dead
+        driver found on reading. Returns the run as it now is (None: never recorded).
+        """
         try:
             run = self.registry.get_run(run_id)
         except NotFoundError:
-            return
+            return None
         if run.status != "running":
-            return
+            return run
         if cancelled:
-            self.registry.set_run_status(run_id, "interrupted",
-                                         error="cancelled through the API")
-        else:
-            self.registry.set_run_status(
-                run_id, "failed", error=f"the training process exited with code {code}"
-                + (f": {error}" if error else "") + "; resume with 'fleetlearn train --resume "
-                f"{run_id}'")
+            return self.registry.set_run_status(run_id, "interrupted",
+                                                error="cancelled through the API")
+        if code is not None and code < 0:
+            info = run.launcher or {}
+            return self.registry.set_run_status(
+                run_id, "interrupted", error=DRIVER_DIED.format(
+                    pid=info.get("pid"), host=info.get("host")) + f" (signal {-code})")
+        return self.registry.set_run_status(
+            run_id, "failed", error=f"the training process exited with code {code}"
+            + (f": {error}" if error else "") + "; resume with 'fleetlearn train --resume "
+            f"{run_id}'")
+
+    def _retry_reason(self, child: LaunchedRun, code: int, error: str | None,
+                      run: Run | None) -> str | None:
+        """Why ``child``'s run should be resumed by itself, or None (see the module
+        docstring for the rule)."""
+        if (run is None or run.status not in ("interrupted", "failed") or child.cancelled
+                or code == 0 or code in _STOPPED_CODES or child.attempt >= self.retries
+                or self.closing.is_set()):
+            return None
+        if code == 2 and not (error or "").startswith(_CLUSTER_LOST):
+            return None  # a fleetlearn error: the same input fails the same way again
+        return run.error or error or f"the training process exited with code {code}"
+
+    def _auto_resume(self, child: LaunchedRun, reason: str) -> None:
+        """Resume ``child``'s run after the backoff, unless someone acted meanwhile."""
+        attempt = child.attempt + 1
+        pause = min(self.backoff_s * 2 ** child.attempt, RETRY_BACKOFF_MAX_S)
+        log.warning("run %s: %s; resuming it by itself in %.0f s (attempt %d of %d)",
+                    child.run_id, reason, pause, attempt, self.retries)
+        child.retry_pending = True
+        try:
+            if self.closing.wait(pause) or child.cancelled:
+                return
+            with self.lock:
+                if self.children.get(child.run_id) is not child:
+                    return  # resumed through the API meanwhile
+            self.resume(child.run_id, attempt=attempt, last_error=reason)
+        except FleetlearnError as exc:  # resumed elsewhere meanwhile; a registry hiccup
+            log.warning("run %s: not resumed by itself: %s", child.run_id, exc)
+        finally:
+            child.retry_pending = False
+
+    def close(self) -> None:
+        """No more automatic resumes (the server is stopping). Running children go on:
+        they are their own processes, and any API process reports on them."""
+        self.closing.set()
 
     # ------------------------------------------------------------ reading
 
@@ -250,10 +379,61 @@ class Launcher:
             return self.children.get(run_id)
 
     def starting(self) -> list[str]:
-        """Runs this launcher started whose process runs but has not recorded them yet."""
+        """Runs started through the API whose process runs but has not recorded them yet:
+        this launcher's, and any API process's from the registry's launches."""
         with self.lock:
-            return [rid for rid, c in self.children.items()
+            ours = [rid for rid, c in self.children.items()
                     if c.proc.poll() is None and not c.recorded]
+        others = [launch.run_id for launch in self.registry.list_launches("starting")
+                  if launch.run_id not in ours and self._launch(launch).status == "starting"]
+        return ours + others
+
+    def _launch(self, launch: Launch) -> Launch:
+        """``launch``, marked failed if it is starting but its process is gone from this
+        host (the API process that watched it died too). Only for launches that no
+        thread of this launcher watches."""
+        if (launch.status != "starting" or launch.host != this_host()
+                or self.child(launch.run_id) is not None or _alive(launch.pid, launch.run_id)):
+            return launch
+        try:
+            self.registry.get_run(launch.run_id)
+            return self.registry.set_launch(launch.run_id, "recorded")  # it did record
+        except NotFoundError:
+            pass
+        error = last_error(Path(launch.log)) or LAUNCH_DIED.format(pid=launch.pid,
+                                                                   host=launch.host)
+        log.warning("run %s: %s", launch.run_id, error)
+        return self.registry.set_launch(launch.run_id, "failed", error=error)
+
+    def pending(self, run_id: str) -> dict[str, Any] | None:
+        """A run that has no run row (yet): its status (``starting``, ``failed``,
+        ``cancelled``), error and process, from this launcher or the registry's launches;
+        None when no API process launched it (or it is recorded by now)."""
+        child = self.child(run_id)
+        if child is not None:
+            proc = self.process(run_id)
+            assert proc is not None
+            if proc["running"]:
+                status, error = "starting", None
+            elif proc["cancelled"]:
+                status, error = "cancelled", "cancelled through the API before the run started"
+            else:
+                status = "failed"
+                error = (proc["error"]
+                         or f"the training process exited with code {proc['exit_code']}")
+            return {"status": status, "error": error, "process": proc}
+        launch = self.registry.get_launch(run_id)
+        if launch is None or launch.status == "recorded":
+            return None
+        launch = self._launch(launch)
+        if launch.status == "recorded":
+            return None
+        running = launch.status == "starting"
+        proc = {"pid": launch.pid, "host": launch.host, "running": running,
+                "exit_code": launch.exit_code, "log": launch.log,
+                "started_at": launch.created_at.isoformat(timespec="seconds"),
+                "cancelled": launch.status == "cancelled", "error": launch.error}
+        return {"status": launch.status, "error": launch.error, "process": proc}
 
     def check(self, run: Run) -> Run:
         """``run``, marked ``interrupted`` ("driver died") if its process is gone.
@@ -262,6 +442,15 @@ class Launcher:
         this launcher watches (that thread records the exit itself).
         """
         info = run.launcher
+        if not info and run.status == "running" and self.child(run.id) is None:
+            # Recorded, but the API process that launched it died before it could store
+            # the process: the launch row still knows it.
+            launch = self.registry.get_launch(run.id)
+            if launch is not None:
+                info = {"pid": launch.pid, "host": launch.host, "log": launch.log,
+                        "status": "running",
+                        "started_at": launch.created_at.isoformat(timespec="seconds"),
+                        "exit_code": None, "cancelled": False, "error": None}
         if (run.status != "running" or not info or info.get("host") != this_host()
                 or self.child(run.id) is not None or info.get("status") != "running"):
             return run
@@ -304,8 +493,12 @@ class Launcher:
             The process runs on another host: only a server there can signal it.
         """
         child = self.child(run_id)
+        launch: Launch | None = None
         if child is not None:
             if child.proc.poll() is not None:
+                if child.retry_pending and not child.cancelled:
+                    child.cancelled = True  # its automatic resume will not happen
+                    return True
                 return False
             child.cancelled = True
             pid = child.proc.pid
@@ -316,10 +509,16 @@ class Launcher:
             try:
                 run = self.registry.get_run(run_id)
             except NotFoundError:
-                return False
-            info = run.launcher
-            if not info or info.get("status") != "running" or run.status != "running":
-                return False
+                run = None
+                launch = self.registry.get_launch(run_id)
+                if launch is None or self._launch(launch).status != "starting":
+                    return False
+            if run is None:  # starting: the launch is all there is
+                info: dict[str, Any] | None = {"pid": launch.pid, "host": launch.host}
+            else:
+                info = run.launcher
+                if not info or info.get("status") != "running" or run.status != "running":
+                    return False
             if info.get("host") != this_host():
                 raise ConflictError(
                     f"Run {run_id} runs on host '{info.get('host')}' (pid {info.get('pid')}), "
@@ -328,7 +527,8 @@ class Launcher:
             pid = int(info.get("pid") or 0)
             if not _alive(pid, run_id):
                 return False
-            self.registry.set_run_launcher(run_id, {**info, "cancelled": True})
+            if launch is None:
+                self.registry.set_run_launcher(run_id, {**info, "cancelled": True})
 
             def exited() -> bool:
                 return not _alive(pid, run_id)
@@ -351,6 +551,9 @@ class Launcher:
             os.killpg(pid, signal.SIGTERM)  # leftovers of an embedded Ray, if any
         if child is not None:
             child.done.wait(10)
+        elif launch is not None:  # another API process's launch, stopped before recording
+            self.registry.set_launch(run_id, "cancelled", error="cancelled through the API "
+                                     "before the run started")
         else:
             self._settle(run_id, None, None, cancelled=True)
             with contextlib.suppress(NotFoundError):

@@ -5,14 +5,16 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 import socket
+import threading
 from collections.abc import Iterator
 
 import ray
 
 from fleetlearn.errors import ClusterError
 
-__all__ = ["connect_ray", "check_address"]
+__all__ = ["connect_ray", "check_address", "keep_sigterm_handler"]
 
 
 def check_address(address: str, timeout: float = 5.0) -> None:
@@ -59,7 +61,7 @@ def connect_ray(address: str | None = None, num_cpus: int | None = None) -> bool
                 "Ray address 'auto' is ambiguous here: pass the head's HOST:PORT, or leave the "
                 "address out for embedded local Ray."
             )
-        with _quiet_ray_logs():
+        with _quiet_ray_logs(), keep_sigterm_handler():
             ray.init(
                 address="local",
                 num_cpus=num_cpus,
@@ -70,7 +72,7 @@ def connect_ray(address: str | None = None, num_cpus: int | None = None) -> bool
         return True
     check_address(address)
     try:
-        with _quiet_ray_logs():
+        with _quiet_ray_logs(), keep_sigterm_handler():
             ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR)
     except Exception as exc:  # Ray raises ConnectionError, RuntimeError, ... by version
         text = " ".join(str(exc).split())
@@ -105,6 +107,27 @@ def _same_address(a: str, b: str) -> bool:
         return host, port
 
     return norm(a) == norm(b)
+
+
+@contextlib.contextmanager
+def keep_sigterm_handler() -> Iterator[None]:
+    """Give SIGTERM back the handler it had before ``ray.init`` (main thread only).
+
+    ``ray.init`` sets a Python handler (``sys.exit(15)``) and its core worker then
+    installs a C++ failure handler over it that logs "SIGTERM received" and aborts the
+    process (exit 134: measured on Ray 2.60): nothing journaled, no ``ray.shutdown``,
+    an embedded Ray's processes orphaned. With the previous handler back, SIGTERM
+    stops a driver the way the command chose (:class:`~fleetlearn.errors.Terminated`,
+    like Ctrl-C); with none chosen, Python's default (the process ends at once).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
 
 @contextlib.contextmanager

@@ -6,6 +6,11 @@ child is pointed at a dead Ray address, so it stops before training (and before 
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +23,7 @@ from fleetlearn.api import create_app
 from fleetlearn.config import fleetlearn_home
 from fleetlearn.registry import Registry
 from fleetlearn.serving import ServeSettings
+from fleetlearn.training._launcher import this_host
 
 
 @pytest.fixture
@@ -178,3 +184,67 @@ def test_unknown_runs_are_404(setup: tuple[TestClient, Registry, Path]) -> None:
         assert r.json()["error"] == "NotFoundError"
     r = client.post("/v1/runs/0123456789ab/cancel")
     assert r.status_code == 404
+
+
+def _second_app(setup_client: TestClient) -> TestClient:
+    """Another API process on the same registry (its own app, launcher and state)."""
+    settings = setup_client.app.state.serving.settings
+    return TestClient(create_app(settings))
+
+
+def test_every_api_process_reports_a_starting_run_and_its_failure(
+        setup: tuple[TestClient, Registry, Path]) -> None:
+    client, reg, _ = setup
+    r = client.post("/v1/runs", json={"datasets": ["iris.csv"], "target": "species",
+                                      "models": ["logistic_regression"], "folds": 3})
+    assert r.status_code == 202, r.text
+    run_id = r.json()["id"]
+    pid = reg.get_launch(run_id).pid
+    # Held in its starting window (stopped before it can reach its dead Ray address):
+    # only the launch row tells another API process about it.
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        with _second_app(client) as other:
+            run = other.get(f"/v1/runs/{run_id}").json()
+            assert run["status"] == "starting", run
+            assert run["process"]["pid"] == pid
+            assert run["process"]["running"] is True
+            assert run_id in {row["id"] for row in other.get("/v1/runs").json()["data"]
+                              if row["status"] == "starting"}
+            assert reg.list_runs() == []
+            os.kill(pid, signal.SIGCONT)
+            deadline = time.monotonic() + 120
+            # The first reader to see the process gone may mark the launch failed (the
+            # error read from its log); the spawning server's watcher adds the exit code.
+            while ((run["status"] == "starting" or run["process"]["exit_code"] is None)
+                   and time.monotonic() < deadline):
+                time.sleep(0.3)
+                run = other.get(f"/v1/runs/{run_id}").json()
+            assert run["status"] == "failed", run
+            assert "Cannot reach the Ray cluster at 127.0.0.1:1" in run["error"]
+            assert run["process"]["exit_code"] == 2
+            assert run["process"]["running"] is False
+            assert run_id not in {row["id"] for row in other.get("/v1/runs").json()["data"]}
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGCONT)
+    assert reg.list_runs() == []  # bad input still leaves no run behind
+    assert reg.get_launch(run_id).status == "failed"
+
+
+def test_a_launch_whose_process_died_before_recording_is_reported_failed(
+        setup: tuple[TestClient, Registry, Path], tmp_path: Path) -> None:
+    client, reg, _ = setup
+    # The API process that started it died with its child: a launch row that says
+    # starting, and a PID that is gone from this host.
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    reg.add_launch("0123456789ab", gone.pid, this_host(), str(tmp_path / "missing.log"))
+    run = client.get("/v1/runs/0123456789ab").json()
+    assert run["status"] == "failed", run
+    assert run["error"] == (f"the training process {gone.pid} on {this_host()} died before "
+                            "it recorded the run")
+    assert run["process"]["running"] is False
+    assert reg.get_launch("0123456789ab").status == "failed"
+    assert "0123456789ab" not in {row["id"] for row in client.get("/v1/runs").json()["data"]}
+    assert client.post("/v1/runs/0123456789ab/cancel").status_code == 409

@@ -17,6 +17,7 @@ from fleetlearn.registry._schema import Base
 
 REGISTRY_TABLES = {
     "runs",
+    "launches",
     "datasets",
     "run_datasets",
     "trials",

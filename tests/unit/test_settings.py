@@ -47,6 +47,7 @@ ENV_VALUES: dict[str, tuple[str, Any]] = {
     "upload_max_mb": ("8", 8.0),
     "data_dir": ("/srv/data", "/srv/data"),
     "ray_address": ("10.0.0.5:6379", "10.0.0.5:6379"),
+    "run_retries": ("0", 0),
     "trusted_types": ("mypkg.models.A, mypkg.models.B", ["mypkg.models.A", "mypkg.models.B"]),
 }
 

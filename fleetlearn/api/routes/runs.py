@@ -68,23 +68,17 @@ def _process_public(proc: dict[str, Any] | None) -> dict[str, Any] | None:
 def _run_public(registry: Registry, launcher: Launcher, run_id: str) -> dict[str, Any]:
     try:
         run = launcher.check(registry.get_run(run_id))
-    except NotFoundError:
-        child = launcher.child(run_id)
-        if child is None:
-            raise
-        proc = launcher.process(run_id)
-        assert proc is not None
-        # Not recorded yet: the process is still checking its data and joining Ray, or it
-        # stopped before it could record the run.
-        if proc["running"]:
-            status, error = "starting", None
-        elif proc["cancelled"]:
-            status, error = "cancelled", "cancelled through the API before the run started"
-        else:
-            status = "failed"
-            error = proc["error"] or f"the training process exited with code {proc['exit_code']}"
-        return {"id": run_id, "name": None, "status": status, "error": error,
-                "process": _process_public(proc)}
+    except NotFoundError as missing:
+        # Not recorded yet: the process (this server's or another's, from the registry's
+        # launches) is still checking its data and joining Ray, or it stopped before it
+        # could record the run.
+        pending = launcher.pending(run_id)
+        if pending is not None:
+            return {"id": run_id, "name": None, "status": pending["status"],
+                    "error": pending["error"], "process": _process_public(pending["process"])}
+        if registry.get_launch(run_id) is None:
+            raise missing from None
+        run = launcher.check(registry.get_run(run_id))  # recorded while we looked
     # launcher.check may have just marked a dead driver's run interrupted: the read
     # model reads the registry again, so it answers that status.
     answer = insights.run_detail(registry, run.id).to_dict()
@@ -173,7 +167,7 @@ async def cancel_run(state: StateDep, launcher: LauncherDep, _: TrainKey,
     try:
         run_id = (await asyncio.to_thread(state.registry.get_run, run_id)).id
     except NotFoundError:
-        if launcher.child(run_id) is None:
+        if await asyncio.to_thread(launcher.pending, run_id) is None:
             raise
     stopped = await asyncio.to_thread(launcher.cancel, run_id)
     if not stopped:
