@@ -1,6 +1,7 @@
 """fleetlearn.cluster without a cluster: addresses, sizes, the state file, how a worker
 finds the head, the status table, bad input to the CLI, and GET /v1/cluster when there
-is no cluster or nobody answers. The real cluster is in tests/slow/test_cluster_cli.py.
+is no cluster or nobody answers. The real cluster is in tests/slow/test_cluster_cli.py
+and tests/slow/test_process_cluster.py.
 """
 
 from __future__ import annotations
