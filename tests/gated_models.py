@@ -7,8 +7,8 @@ model spec; ``tests/`` is on the ``PYTHONPATH`` of the session's Ray workers and
 ``fleetlearn train`` children, see ``ray_session`` in ``tests/conftest.py``).
 
 Each ``fit`` takes the next ticket in the gate folder: it creates ``started-<n>``
-(holding the Ray job id, the Ray task's name, "dataset/model/unit", and the pid of
-the process that fits), then waits until
+(holding the Ray job id, the Ray task's name, "dataset/model/unit", the Ray node id
+and the pid of the process that fits), then waits until
 ``open-<n>`` or ``open`` exists, at most ``timeout_s`` (then it raises, so a test that
 forgot to open the gate fails instead of hanging). The test sees what started with
 :func:`started`, lets one fit through with :func:`open_ticket` and all with
@@ -48,6 +48,8 @@ def _take_ticket(gate: Path) -> int:
     job = context.get_job_id() if context is not None else "local"
     # The Ray task's name is the unit's ("dataset/model/cv0"): which unit this fit is.
     task = context.get_task_name() if context is not None else None
+    # The Ray node: tells the fits of two embedded Rays apart (both run job 01000000).
+    node = context.get_node_id() if context is not None else None
     n = 0
     while True:
         try:
@@ -56,7 +58,8 @@ def _take_ticket(gate: Path) -> int:
             n += 1
             continue
         with os.fdopen(fd, "w") as out:
-            json.dump({"ticket": n, "job": job, "pid": os.getpid(), "task": task}, out)
+            json.dump({"ticket": n, "job": job, "pid": os.getpid(), "task": task,
+                       "node": node}, out)
         return n
 
 
@@ -100,7 +103,7 @@ class GatedClassifier(ClassifierMixin, BaseEstimator):
 
 
 def started(gate: Path) -> dict[int, dict[str, Any]]:
-    """The fits that took a ticket so far: ``{ticket: {"job", "pid", "task"}}``."""
+    """The fits that took a ticket so far: ``{ticket: {"job", "pid", "task", "node"}}``."""
     out = {}
     for path in gate.glob("started-*"):
         try:

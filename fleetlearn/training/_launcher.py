@@ -51,7 +51,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -126,6 +126,39 @@ def _alive(pid: int, run_id: str) -> bool:
         return proc.status() != psutil.STATUS_ZOMBIE and run_id in " ".join(proc.cmdline())
     except (psutil.Error, OSError):
         return False
+
+
+#: How long past its ``retry_at`` a retrying run may stay without a new process before
+#: other API processes take its server for dead (and the run's driver with it).
+_RETRY_GRACE_S = 60.0
+
+
+def _retry_overdue(info: dict[str, Any]) -> bool:
+    try:
+        retry_at = datetime.fromisoformat(str(info.get("retry_at")))
+    except ValueError:
+        return True
+    return datetime.now(UTC) > retry_at + timedelta(seconds=_RETRY_GRACE_S)
+
+
+def _stop_group(pgid: int, grace_s: float = 3.0) -> None:
+    """SIGTERM what is left in process group ``pgid``, SIGKILL it after ``grace_s``.
+
+    The group of a launched child is its own (``start_new_session``); a PID cannot be
+    reused while it names a live group, so this never reaches anyone else.
+    """
+    for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 1.0)):
+        try:
+            os.killpg(pgid, sig)
+        except (ProcessLookupError, PermissionError):
+            return  # the group is empty
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(pgid, 0)
+            except (ProcessLookupError, PermissionError):
+                return
+            time.sleep(0.1)
 
 
 @dataclass
@@ -215,9 +248,16 @@ class Launcher:
             raise ConflictError(f"Run {run.id} is {run.status}: only an interrupted or failed "
                                 "run can be resumed.")
         self.folder.mkdir(parents=True, exist_ok=True)
-        child = self._spawn(run.id, ["--resume", run.id], attempt=attempt,
-                            last_error=last_error)
-        return child
+        # Running from now on, before the child has even started: a reader never sees
+        # the old "interrupted" and takes the resumed run for stopped (the child sets it
+        # again; if it fails before, the watcher records why).
+        self.registry.set_run_status(run.id, "running")
+        try:
+            return self._spawn(run.id, ["--resume", run.id], attempt=attempt,
+                               last_error=last_error)
+        except BaseException:
+            self.registry.set_run_status(run.id, run.status, error=run.error)
+            raise
 
     def _spawn(self, run_id: str, args: list[str], *, new_run: bool = False,
                attempt: int = 0, last_error: str | None = None) -> LaunchedRun:
@@ -273,24 +313,41 @@ class Launcher:
                 log.warning("run %s: could not record its process yet: %s", child.run_id, exc)
                 time.sleep(_POLL_S)
         code = child.proc.wait()
+        # A driver killed outright (SIGKILL, the OOM killer) leaves its embedded Ray
+        # running (GCS, raylet, workers: measured, they do not follow their parent);
+        # they are in the child's process group, which outlives it while they do.
+        _stop_group(child.proc.pid)
         retry: str | None = None
         try:
             error = last_error(child.log) if code != 0 else None
             if child.new_run and not child.recorded:
                 self._end_launch(child, code, error)
-            # The exit record first, then the status: a resume that a reader starts on
-            # seeing the status must not have its new record overwritten by this one.
-            with contextlib.suppress(NotFoundError):
-                status = "cancelled" if child.cancelled else "exited"
-                self.registry.set_run_launcher(child.run_id, child.record(status, code, error))
-            settled = self._settle(child.run_id, code, error, child.cancelled)
-            retry = self._retry_reason(child, code, error, settled)
+            retry = self._retry_reason(child, code, error)
+            if retry is not None:
+                # Still running as far as readers go: it comes back after the pause.
+                pause = min(self.backoff_s * 2 ** child.attempt, RETRY_BACKOFF_MAX_S)
+                retry_at = datetime.now(UTC) + timedelta(seconds=pause)
+                self.registry.set_run_launcher(child.run_id, {
+                    **child.record("retrying", code, error), "last_error": retry,
+                    "retry_at": retry_at.isoformat(timespec="seconds")})
+                self.registry.set_run_status(child.run_id, "running")
+                child.retry_pending = True
+            else:
+                # The exit record first, then the status: a resume that a reader starts
+                # on seeing the status must not have its new record overwritten by this.
+                with contextlib.suppress(NotFoundError):
+                    status = "cancelled" if child.cancelled else "exited"
+                    self.registry.set_run_launcher(child.run_id,
+                                                   child.record(status, code, error))
+                self._settle(child.run_id, code, error, child.cancelled)
         except Exception as exc:  # noqa: BLE001 - a registry hiccup must not kill the thread
             log.warning("run %s: could not record how its process ended: %s", child.run_id, exc)
+            retry = None
+            child.retry_pending = False
         finally:
             child.done.set()
         if retry is not None:
-            self._auto_resume(child, retry)
+            self._auto_resume(child, retry, pause, code, error)
 
     def _end_launch(self, child: LaunchedRun, code: int, error: str | None) -> None:
         """The process ended before its run existed: the launch says why."""
@@ -335,34 +392,52 @@ class Launcher:
             + (f": {error}" if error else "") + "; resume with 'fleetlearn train --resume "
             f"{run_id}'")
 
-    def _retry_reason(self, child: LaunchedRun, code: int, error: str | None,
-                      run: Run | None) -> str | None:
+    def _retry_reason(self, child: LaunchedRun, code: int, error: str | None) -> str | None:
         """Why ``child``'s run should be resumed by itself, or None (see the module
         docstring for the rule)."""
-        if (run is None or run.status not in ("interrupted", "failed") or child.cancelled
-                or code == 0 or code in _STOPPED_CODES or child.attempt >= self.retries
-                or self.closing.is_set()):
+        if (child.cancelled or code == 0 or code in _STOPPED_CODES
+                or child.attempt >= self.retries or self.closing.is_set()):
             return None
         if code == 2 and not (error or "").startswith(_CLUSTER_LOST):
             return None  # a fleetlearn error: the same input fails the same way again
-        return run.error or error or f"the training process exited with code {code}"
+        try:
+            run = self.registry.get_run(child.run_id)
+        except NotFoundError:
+            return None  # never recorded: bad input, nothing to resume
+        if run.status == "finished":
+            return None
+        if code < 0:
+            return DRIVER_DIED.format(pid=child.proc.pid, host=this_host()) + \
+                f" (signal {-code})"
+        if run.status == "failed" and run.error:
+            return run.error
+        return f"the training process exited with code {code}" + (
+            f": {error}" if error else "")
 
-    def _auto_resume(self, child: LaunchedRun, reason: str) -> None:
-        """Resume ``child``'s run after the backoff, unless someone acted meanwhile."""
+    def _auto_resume(self, child: LaunchedRun, reason: str, pause: float, code: int,
+                     error: str | None) -> None:
+        """Resume ``child``'s run after ``pause``, unless it was cancelled, resumed
+        through the API meanwhile, or the server is stopping."""
         attempt = child.attempt + 1
-        pause = min(self.backoff_s * 2 ** child.attempt, RETRY_BACKOFF_MAX_S)
         log.warning("run %s: %s; resuming it by itself in %.0f s (attempt %d of %d)",
                     child.run_id, reason, pause, attempt, self.retries)
-        child.retry_pending = True
         try:
-            if self.closing.wait(pause) or child.cancelled:
-                return
+            stopping = self.closing.wait(pause)
             with self.lock:
-                if self.children.get(child.run_id) is not child:
-                    return  # resumed through the API meanwhile
-            self.resume(child.run_id, attempt=attempt, last_error=reason)
-        except FleetlearnError as exc:  # resumed elsewhere meanwhile; a registry hiccup
+                superseded = self.children.get(child.run_id) is not child
+            if child.cancelled or superseded:
+                return  # cancel() marked the run; or a resume through the API owns it
+            if stopping:
+                self.registry.set_run_launcher(child.run_id, child.record("exited", code, error))
+                self.registry.set_run_status(child.run_id, "interrupted", error=reason)
+                return
+            self._spawn(child.run_id, ["--resume", child.run_id], attempt=attempt,
+                        last_error=reason)
+        except Exception as exc:  # noqa: BLE001 - a registry hiccup must not kill the thread
             log.warning("run %s: not resumed by itself: %s", child.run_id, exc)
+            with contextlib.suppress(Exception):
+                self.registry.set_run_status(child.run_id, "failed",
+                                             error=f"{reason}; resuming it failed: {exc}")
         finally:
             child.retry_pending = False
 
@@ -451,8 +526,11 @@ class Launcher:
                         "status": "running",
                         "started_at": launch.created_at.isoformat(timespec="seconds"),
                         "exit_code": None, "cancelled": False, "error": None}
+        if info and info.get("status") == "retrying" and not _retry_overdue(info):
+            return run  # its server resumes it after the pause
         if (run.status != "running" or not info or info.get("host") != this_host()
-                or self.child(run.id) is not None or info.get("status") != "running"):
+                or self.child(run.id) is not None
+                or info.get("status") not in ("running", "retrying")):
             return run
         pid = int(info.get("pid") or 0)
         if _alive(pid, run.id):
@@ -498,6 +576,12 @@ class Launcher:
             if child.proc.poll() is not None:
                 if child.retry_pending and not child.cancelled:
                     child.cancelled = True  # its automatic resume will not happen
+                    with contextlib.suppress(NotFoundError):
+                        info = self.registry.get_run(run_id).launcher or {}
+                        self.registry.set_run_launcher(
+                            run_id, {**info, "status": "cancelled", "cancelled": True})
+                        self.registry.set_run_status(run_id, "interrupted",
+                                                     error="cancelled through the API")
                     return True
                 return False
             child.cancelled = True
