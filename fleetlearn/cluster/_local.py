@@ -578,10 +578,40 @@ class LocalCluster:
 
     def restart_head(self, timeout: float = 120.0) -> NodeRecord:
         """Start the head again on the same IP and port (and the same Redis
-        namespace: with GCS fault tolerance the workers reconnect to it)."""
-        head = self.restart_node(self.state.head.ip if self.state else self.head_ip)
-        self._wait_head(timeout)
-        return head
+        namespace: with GCS fault tolerance the workers reconnect to it); return once
+        the GCS reports the new head node alive.
+
+        The GCS answers before the new head's raylet has registered; on a loaded
+        machine that takes longer than the 30 s ``ray start`` allows (it then stops the
+        head again: seen with GCS recovery from Redis), so the head is started again,
+        up to START_ATTEMPTS times.
+        """
+        assert self.state is not None
+        old_id = self.state.head.node_id
+        deadline = time.monotonic() + timeout
+        head = self.restart_node(self.state.head.ip)
+        for attempt in range(1, START_ATTEMPTS + 1):
+            while self._node_procs(self.state.head):
+                try:
+                    view = self.view(timeout=2.0)
+                except ClusterError:
+                    view = None
+                new = [n for n in view.alive if n.is_head and n.node_id != old_id] \
+                    if view is not None else []
+                if new:
+                    self._record_node_ids(view)
+                    self.state.head.node_id = new[0].node_id  # not the old one at its IP
+                    write_state(self.state)
+                    return self.state.head
+                if time.monotonic() > deadline:
+                    raise ClusterError(f"The restarted head at {self.address} did not "
+                                       f"register within {timeout:g} s; see {head.log}.")
+                time.sleep(0.5)
+            if attempt == START_ATTEMPTS:
+                break
+            head = self._start_head()
+        raise ClusterError(f"The restarted head exited {START_ATTEMPTS} times while "
+                           f"starting; see {head.log}: {_last_line(Path(head.log))}")
 
     # --------------------------------------------------------------------- stop
     def stop(self, grace: float = STOP_GRACE_S) -> list[StoppedNode]:
