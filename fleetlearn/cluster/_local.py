@@ -592,7 +592,7 @@ class LocalCluster:
         head = self.restart_node(self.state.head.ip)
         attempt = 1
         while True:
-            while self._node_procs(self.state.head):
+            while self._starter_runs(self.state.head):
                 try:
                     view = self.view(timeout=2.0)
                 except ClusterError:
@@ -608,11 +608,21 @@ class LocalCluster:
                     raise ClusterError(f"The restarted head at {self.address} did not "
                                        f"register within {timeout:g} s; see {head.log}.")
                 time.sleep(0.5)
+            # ray start gave up: what it left in its session (GCS, agents) goes too.
+            self._stop_node(self.state.head)
             if time.monotonic() > deadline:
                 raise ClusterError(f"The restarted head exited {attempt} time(s) while "
                                    f"starting; see {head.log}: {_last_line(Path(head.log))}")
             attempt += 1
             head = self._start_head()
+
+    def _starter_runs(self, node: NodeRecord) -> bool:
+        """Whether the node's own ``ray start`` process still runs."""
+        proc = self._procs.get(node.pid)
+        if proc is not None:
+            return proc.poll() is None
+        tree = _tree(node.pid, node.started_at)
+        return bool(tree) and tree[0].pid == node.pid
 
     # --------------------------------------------------------------------- stop
     def stop(self, grace: float = STOP_GRACE_S) -> list[StoppedNode]:
