@@ -130,6 +130,8 @@ def plot(records: list[dict[str, Any]], path: Path) -> None:
     lat_ax.set_ylabel("predict latency (ms)")
     lat_ax.set_yscale("log")
     fail_ax.set_ylabel("failed predict requests")
+    most = max([(r.get(w) or {}).get("failed", 0) for r in measured for w in WINDOWS] or [0])
+    fail_ax.set_ylim(0, max(1, most) * 1.15)
     fig.suptitle("fleetlearn under faults (process cluster on one machine)")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
