@@ -14,7 +14,7 @@ Faults and their tests:
 - ``driver``: the training driver SIGKILLed mid-run (tests/slow/test_fault_driver.py);
 - ``head``: the head (GCS) SIGKILLed and restarted with Redis under predict load and a
   run in flight (tests/slow/test_fault_head.py);
-- ``replica``: a Serve replica killed under load (tests/slow/test_fault_replica.py);
+- ``replica``: a Serve replica's node killed under load (tests/slow/test_fault_serving.py);
 - ``postgres``: the PostgreSQL registry restarted during serving
   (tests/slow/test_fault_postgres.py).
 
@@ -46,7 +46,7 @@ FAULTS = {
     "worker_node": "tests/slow/test_fault_worker_node.py",
     "driver": "tests/slow/test_fault_driver.py",
     "head": "tests/slow/test_fault_head.py",
-    "replica": "tests/slow/test_fault_replica.py",
+    "replica": "tests/slow/test_fault_serving.py",
     "postgres": "tests/slow/test_fault_postgres.py",
 }
 WINDOWS = ("before", "during", "after")

@@ -107,7 +107,12 @@ class ProcessCluster:
             isolated=worker_home_isolated, env=base, head_cpus=head_cpus,
             worker_env=worker_env)
         self._base_pythonpath = base["PYTHONPATH"]
-        self.cluster.up(workers, timeout=timeout)
+        try:
+            self.cluster.up(workers, timeout=timeout)  # stops what it started on failure
+        except BaseException:
+            self.cluster.cleanup()
+            shutil.rmtree(self._driver_home, ignore_errors=True)
+            raise
 
     # ------------------------------------------------------------ what it is
     @property

@@ -335,13 +335,18 @@ class ClusterPublic(BaseModel):
     ``mode`` is ``cluster`` when a cluster address is known (the server's
     ``ray_address``, ``RAY_ADDRESS``, the Ray this replica runs in, or the cluster
     ``fleetlearn cluster up`` recorded), ``local`` otherwise: runs use an embedded Ray
-    of their own and there is nothing to list.
+    of their own and there is nothing to list. A head that does not answer is
+    ``reachable: false`` with the reason in ``error``.
     """
 
     mode: str = Field(examples=["cluster"])
     address: str | None = Field(None, examples=["127.0.1.1:41234"])
     source: str | None = Field(None, examples=["settings"], description=(
         "Where the address came from: settings, RAY_ADDRESS, ray, state file."))
+    reachable: bool | None = Field(None, description=(
+        "Cluster mode: whether the head answered; when false, 'error' says why and the "
+        "node list is empty."))
+    error: str | None = None
     nodes_alive: int = 0
     nodes_dead: int = 0
     resources: dict[str, ResourceUse] = Field(default_factory=dict, description=(

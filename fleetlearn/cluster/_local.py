@@ -60,8 +60,10 @@ GCS_RECONNECT_TIMEOUT_S = 180
 _MAX_TEMP_DIR = 40
 #: ray start --block stops its processes within ~3 s of SIGTERM; 10 s is Docker's grace.
 STOP_GRACE_S = 10.0
-#: Starts of one node before ``up`` gives up (see ``_start_head_until_up``).
-START_ATTEMPTS = 3
+#: Starts of one node before ``up`` gives up (see ``_start_head_until_up``): Ray's
+#: raylet aborts when its dashboard agent has not reported its ports within 15 s,
+#: which a machine loaded by other work misses now and then.
+START_ATTEMPTS = 5
 
 GIB = 2**30
 MIB = 2**20
@@ -292,11 +294,13 @@ class LocalCluster:
         say = on_progress or (lambda _: None)
         try:
             self._start_head_until_up(timeout, say)
-            for _ in range(workers):
+            # One worker at a time: nodes starting together compete for the CPU, and
+            # Ray gives a raylet 30 s to register (a loaded 2-core machine misses it).
+            for k in range(workers):
                 node = self.add_worker()
                 say(f"worker {node.ip} (pid {node.pid})")
-            self.wait_alive(1 + workers, timeout=timeout, on_progress=on_progress,
-                            restarts=START_ATTEMPTS - 1)
+                self.wait_alive(2 + k, timeout=timeout, on_progress=on_progress,
+                                restarts=START_ATTEMPTS - 1)
         except BaseException:
             self.stop()
             raise
@@ -399,17 +403,46 @@ class LocalCluster:
     def _start_head_until_up(self, timeout: float, say: Callable[[str], None]) -> None:
         """Start the head; on a loaded machine Ray's own start-up timeouts (30 s for
         the raylet to register) can fail it: start it again, up to START_ATTEMPTS."""
+        old = next((n.node_id for n in self.state.nodes if n.role == "head"), None) \
+            if self.state else None
         for attempt in range(1, START_ATTEMPTS + 1):
             head = self._start_head()
             say(f"head {self.address} (pid {head.pid})")
             try:
                 self._wait_head(timeout)
+                # The GCS answers before the head's raylet has registered, which can
+                # still time out: the head is up once Ray lists it alive.
+                self._wait_head_node(head, timeout, old)
                 return
             except ClusterError as exc:
                 if attempt == START_ATTEMPTS or "exited" not in str(exc):
                     raise
                 say(f"the head failed to start ({exc}); starting it again")
                 self._stop_node(head)
+
+    def _wait_head_node(self, head: NodeRecord, timeout: float,
+                        previous: str | None = None) -> None:
+        """Until Ray lists this head alive: a head node other than ``previous`` (a
+        restarted GCS may still list the killed head as alive from Redis)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                new = [n for n in self.view(timeout=2.0).alive
+                       if n.is_head and n.ip == head.ip and n.node_id != previous]
+            except ClusterError:
+                new = []
+            if new:
+                head.node_id = new[0].node_id
+                assert self.state is not None
+                write_state(self.state)
+                return
+            if not self._node_procs(head):
+                raise ClusterError(f"The head exited while starting; see {head.log}: "
+                                   f"{_last_line(Path(head.log))}")
+            if time.monotonic() > deadline:
+                raise ClusterError(f"The head at {self.address} did not register within "
+                                   f"{timeout:g} s; see {head.log}.")
+            time.sleep(0.25)
 
     def _wait_head(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -497,7 +530,8 @@ class LocalCluster:
     def _record_node_ids(self, view: ClusterView) -> None:
         if self.state is None:
             return
-        by_ip = {n.ip: n.node_id for n in view.alive}
+        by_ip = {n.ip: n.node_id for n in view.alive
+                 if not any(r.node_id == n.node_id for r in self.state.nodes)}
         changed = False
         for node in self.state.nodes:
             if by_ip.get(node.ip) and node.node_id != by_ip[node.ip]:
@@ -578,51 +612,14 @@ class LocalCluster:
 
     def restart_head(self, timeout: float = 120.0) -> NodeRecord:
         """Start the head again on the same IP and port (and the same Redis
-        namespace: with GCS fault tolerance the workers reconnect to it); return once
-        the GCS reports the new head node alive.
-
-        The GCS answers before the new head's raylet has registered; on a loaded
-        machine its raylet can give up first (it waits 15 s for the dashboard agent, a
-        Python process that took 24 s to start under a load of 20 on 2 cores) and
-        ``ray start`` stops the head again, so it is started again until ``timeout``.
-        """
+        namespace: with GCS fault tolerance the workers reconnect to it)."""
         assert self.state is not None
-        old_id = self.state.head.node_id
-        deadline = time.monotonic() + timeout
-        head = self.restart_node(self.state.head.ip)
-        attempt = 1
-        while True:
-            while self._starter_runs(self.state.head):
-                try:
-                    view = self.view(timeout=2.0)
-                except ClusterError:
-                    view = None
-                new = [n for n in view.alive if n.is_head and n.node_id != old_id] \
-                    if view is not None else []
-                if new:
-                    self._record_node_ids(view)
-                    self.state.head.node_id = new[0].node_id  # not the old one at its IP
-                    write_state(self.state)
-                    return self.state.head
-                if time.monotonic() > deadline:
-                    raise ClusterError(f"The restarted head at {self.address} did not "
-                                       f"register within {timeout:g} s; see {head.log}.")
-                time.sleep(0.5)
-            # ray start gave up: what it left in its session (GCS, agents) goes too.
-            self._stop_node(self.state.head)
-            if time.monotonic() > deadline:
-                raise ClusterError(f"The restarted head exited {attempt} time(s) while "
-                                   f"starting; see {head.log}: {_last_line(Path(head.log))}")
-            attempt += 1
-            head = self._start_head()
-
-    def _starter_runs(self, node: NodeRecord) -> bool:
-        """Whether the node's own ``ray start`` process still runs."""
-        proc = self._procs.get(node.pid)
-        if proc is not None:
-            return proc.poll() is None
-        tree = _tree(node.pid, node.started_at)
-        return bool(tree) and tree[0].pid == node.pid
+        head = self.state.head
+        if self._node_procs(head):
+            raise ClusterError(f"The head ({head.ip}) still runs.")
+        self._killed.discard(head.name)
+        self._start_head_until_up(timeout, lambda _: None)
+        return self.state.head
 
     # --------------------------------------------------------------------- stop
     def stop(self, grace: float = STOP_GRACE_S) -> list[StoppedNode]:

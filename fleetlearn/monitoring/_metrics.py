@@ -80,52 +80,62 @@ class ServingMetrics:
         self.cache_bytes = Gauge("fleetlearn_model_cache_bytes", "Artifact bytes of the "
                                  "models in memory.", registry=r)
         # The Ray cluster behind the server (set from GET /v1/cluster's answer, refreshed
-        # on each scrape of /metrics); absent in local mode.
+        # on each scrape of /metrics), labelled by its address: absent in local mode.
         self.cluster_up = Gauge("fleetlearn_cluster_up", "1 when the cluster's head "
-                                "answered the last read, 0 when it did not.", registry=r)
+                                "answered the last read, 0 when it did not.", ("address",),
+                                registry=r)
         self.cluster_nodes = Gauge("fleetlearn_cluster_nodes", "Nodes by state (alive, "
-                                   "dead) as the head reports them.", ("state",), registry=r)
+                                   "dead) as the head reports them.", ("address", "state"),
+                                   registry=r)
         self.cluster_cpus = Gauge("fleetlearn_cluster_cpus", "CPUs of the alive nodes: total, "
-                                  "and used by running tasks and actors.", ("kind",),
+                                  "and used by running tasks and actors.", ("address", "kind"),
                                   registry=r)
         self.cluster_memory = Gauge("fleetlearn_cluster_memory_bytes", "Ray's logical "
                                     "memory of the alive nodes: total and reserved.",
-                                    ("kind",), registry=r)
+                                    ("address", "kind"), registry=r)
         self.cluster_object_store = Gauge("fleetlearn_cluster_object_store_bytes",
                                           "Object store of the alive nodes: total and "
-                                          "reserved.", ("kind",), registry=r)
+                                          "reserved.", ("address", "kind"), registry=r)
         self.cluster_pending = Gauge("fleetlearn_cluster_pending_tasks", "Tasks and actors "
-                                     "waiting for resources.", registry=r)
+                                     "waiting for resources.", ("address",), registry=r)
+        self._cluster_gauges = (self.cluster_up, self.cluster_nodes, self.cluster_cpus,
+                                self.cluster_memory, self.cluster_object_store,
+                                self.cluster_pending)
         # process_cpu_seconds_total, process_resident_memory_bytes, open fds, ...
         ProcessCollector(registry=r)
 
-    def set_cluster(self, answer: dict | None) -> None:
-        """Set the cluster gauges from a ``GET /v1/cluster`` answer (plain dict); None
-        means the head did not answer. A ``local`` answer leaves them unset.
+    def set_cluster(self, answer: dict) -> None:
+        """Set the cluster gauges from a ``GET /v1/cluster`` answer (a plain dict):
+        ``reachable: false`` sets only ``fleetlearn_cluster_up`` to 0; a ``local``
+        answer removes them all.
 
         Examples
         --------
         >>> m = ServingMetrics()
-        >>> m.set_cluster({"mode": "cluster", "nodes_alive": 3, "nodes_dead": 1,
-        ...                "pending_tasks": 2, "resources": {"cpus": {"total": 3, "used": 1}}})
-        >>> b'fleetlearn_cluster_nodes{state="alive"} 3.0' in m.render()
+        >>> m.set_cluster({"mode": "cluster", "address": "h:1", "nodes_alive": 3,
+        ...                "nodes_dead": 1, "pending_tasks": 2,
+        ...                "resources": {"cpus": {"total": 3, "used": 1}}})
+        >>> b'fleetlearn_cluster_nodes{address="h:1",state="alive"} 3.0' in m.render()
         True
         """
-        if answer is None:
-            self.cluster_up.set(0)
-            return
+        for gauge in self._cluster_gauges:  # one cluster at a time: drop an old address
+            gauge.clear()
         if answer.get("mode") != "cluster":
             return
-        self.cluster_up.set(1)
-        self.cluster_nodes.labels("alive").set(answer.get("nodes_alive", 0))
-        self.cluster_nodes.labels("dead").set(answer.get("nodes_dead", 0))
-        self.cluster_pending.set(answer.get("pending_tasks", 0))
+        address = str(answer.get("address") or "")
+        if answer.get("reachable") is False:
+            self.cluster_up.labels(address).set(0)
+            return
+        self.cluster_up.labels(address).set(1)
+        self.cluster_nodes.labels(address, "alive").set(answer.get("nodes_alive", 0))
+        self.cluster_nodes.labels(address, "dead").set(answer.get("nodes_dead", 0))
+        self.cluster_pending.labels(address).set(answer.get("pending_tasks", 0))
         resources = answer.get("resources", {})
         for key, gauge in (("cpus", self.cluster_cpus), ("memory", self.cluster_memory),
                            ("object_store", self.cluster_object_store)):
             use = resources.get(key, {})
-            gauge.labels("total").set(use.get("total", 0))
-            gauge.labels("used").set(use.get("used", 0))
+            gauge.labels(address, "total").set(use.get("total", 0))
+            gauge.labels(address, "used").set(use.get("used", 0))
 
     def render(self) -> bytes:
         """The metrics in Prometheus' text format."""

@@ -108,8 +108,11 @@ def test_up_status_train_and_route_agree_with_ray_and_down_leaves_nothing(
     assert answer["nodes_alive"] == 3
     assert _numbers(answer["nodes"]) == _numbers(ray_view["nodes"])
     assert answer["resources"]["cpus"]["total"] == 3
-    assert 'fleetlearn_cluster_nodes{state="alive"} 3.0' in answer["metrics"]
-    assert 'fleetlearn_cluster_cpus{kind="total"} 3.0' in answer["metrics"]
+    assert f'fleetlearn_cluster_nodes{{address="{address}",state="alive"}} 3.0' \
+        in answer["metrics"]
+    assert f'fleetlearn_cluster_cpus{{address="{address}",kind="total"}} 3.0' \
+        in answer["metrics"]
+    assert answer["reachable"] is True
 
     # A run on the cluster: its units land on the worker nodes too.
     X, y = make_classification(n_samples=400, n_features=8, random_state=0)
@@ -177,7 +180,8 @@ def test_a_killed_worker_is_dead_in_status_and_route_and_sigterm_stops_a_node(
     assert by_id[victim_id]["alive"] is False
     assert by_id[victim_id]["state"] == "DEAD"
     assert answer["nodes_dead"] == 1
-    assert 'fleetlearn_cluster_nodes{state="dead"} 1.0' in answer["metrics"]
+    assert f'fleetlearn_cluster_nodes{{address="{address}",state="dead"}} 1.0' \
+        in answer["metrics"]
 
     # SIGTERM (docker stop) to the other worker's ray start: its whole tree is gone
     # within Docker's 10 s grace.

@@ -3,7 +3,13 @@ SIGTERM honoured within Docker's 10 s grace, nothing left after down."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import signal
+import subprocess
+import sys
+import tempfile
+import time
 
 import psutil
 
@@ -40,11 +46,52 @@ def test_a_killed_head_restarted_with_redis_takes_its_workers_back(process_clust
     before = cluster.wait_alive(3)
     workers = {n.node_id for n in before.alive if not n.is_head}
     worker_pids = {n.pid for n in cluster.nodes if n.role == "worker"}
+    old_head = cluster.node(cluster.head_ip).node_id
 
     assert cluster.kill_head(signal.SIGKILL) >= 2
     assert not cluster.cluster.processes(cluster.head_ip)
-    cluster.restart_head()
+    new_head = cluster.restart_head().node_id
+    assert new_head
+    assert new_head != old_head
     after = cluster.wait_alive(3)
+    assert new_head in cluster.alive_node_ids()
     # The same worker nodes (same Ray ids, same processes) came back: they reconnected.
     assert workers <= {n.node_id for n in after.alive}
     assert all(psutil.pid_exists(p) for p in worker_pids)
+
+
+def test_join_alone_waits_for_the_head_named_in_the_environment(process_cluster,
+                                                                tmp_path) -> None:
+    """What a container runs: only FLEETLEARN_CLUSTER_ADDRESS, nothing shared."""
+    cluster = process_cluster(workers=0)
+    home = tmp_path / "joiner"
+    home.mkdir()
+    temp = tempfile.mkdtemp(prefix="flj-", dir="/tmp")
+    ip = cluster.head_ip.rsplit(".", 1)[0] + ".9"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "FLEETLEARN_"))}
+    env.update(HOME=str(home), RAY_TMPDIR=temp, RAY_AUTH_MODE="disabled",
+               FLEETLEARN_CLUSTER_ADDRESS=cluster.address,
+               FLEETLEARN_CLUSTER_ADDRESS_FILE=str(tmp_path / "no-such-file"))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fleetlearn", "cluster", "join", "--node-ip-address", ip,
+         "--", "--num-cpus", "1", "--memory", str(2**30), "--object-store-memory",
+         str(100 * 2**20)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True)
+    try:
+        view = cluster.wait_alive(2)
+        assert ip in {n.ip for n in view.alive}
+        assert psutil.Process(proc.pid).cmdline()[2] == "start"  # it became `ray start`
+        tree = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
+        start = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        _, alive = psutil.wait_procs(tree, timeout=30)
+        assert not alive
+        assert time.monotonic() - start <= 10.0
+        cluster.wait_dead(ip)
+    finally:
+        if proc.poll() is None:
+            for child in psutil.Process(proc.pid).children(recursive=True):
+                child.kill()
+            proc.kill()
+        proc.wait(timeout=30)
+        shutil.rmtree(temp, ignore_errors=True)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from api_fixtures import is_error, metrics_of, sample, serve
+from api_fixtures import metrics_of, serve
 
 from fleetlearn.cli import main
 from fleetlearn.cluster import (
@@ -210,20 +210,26 @@ def test_status_joins_rays_view_with_the_recorded_processes() -> None:
 def test_cluster_gauges_follow_the_answer() -> None:
     metrics = ServingMetrics()
     metrics.set_cluster({"mode": "local"})
-    assert b"fleetlearn_cluster_nodes{" not in metrics.render()
-    metrics.set_cluster({"mode": "cluster", "nodes_alive": 3, "nodes_dead": 1,
-                         "pending_tasks": 2,
+    assert "fleetlearn_cluster_up{" not in metrics.render().decode()
+    metrics.set_cluster({"mode": "cluster", "address": "h:1", "nodes_alive": 3,
+                         "nodes_dead": 1, "pending_tasks": 2,
                          "resources": {"cpus": {"total": 3, "used": 2},
                                        "memory": {"total": 6e9, "used": 0},
                                        "object_store": {"total": 3e8, "used": 1e6}}})
     text = metrics.render().decode()
-    assert 'fleetlearn_cluster_nodes{state="alive"} 3.0' in text
-    assert 'fleetlearn_cluster_nodes{state="dead"} 1.0' in text
-    assert 'fleetlearn_cluster_cpus{kind="used"} 2.0' in text
-    assert "fleetlearn_cluster_pending_tasks 2.0" in text
-    assert "fleetlearn_cluster_up 1.0" in text
-    metrics.set_cluster(None)
-    assert "fleetlearn_cluster_up 0.0" in metrics.render().decode()
+    assert 'fleetlearn_cluster_nodes{address="h:1",state="alive"} 3.0' in text
+    assert 'fleetlearn_cluster_nodes{address="h:1",state="dead"} 1.0' in text
+    assert 'fleetlearn_cluster_cpus{address="h:1",kind="used"} 2.0' in text
+    assert 'fleetlearn_cluster_pending_tasks{address="h:1"} 2.0' in text
+    assert 'fleetlearn_cluster_up{address="h:1"} 1.0' in text
+    metrics.set_cluster({"mode": "cluster", "address": "h:2", "reachable": False,
+                         "error": "refused"})
+    text = metrics.render().decode()
+    assert 'fleetlearn_cluster_up{address="h:2"} 0.0' in text
+    assert 'address="h:1"' not in text  # one cluster at a time
+    assert "fleetlearn_cluster_nodes{" not in text
+    metrics.set_cluster({"mode": "local"})
+    assert "fleetlearn_cluster_up{" not in metrics.render().decode()
 
 
 # ---------------------------------------------------------------- bad input
@@ -281,12 +287,21 @@ def test_a_server_without_a_cluster_answers_local(home: Path,
         assert body["mode"] == "local"
         assert body["address"] is None
         assert body["nodes"] == []
-        assert sample(metrics_of(client), "fleetlearn_cluster_up") == 0.0  # never set
+        assert not any(k[0].startswith("fleetlearn_cluster_") for k in metrics_of(client))
 
 
-def test_a_cluster_nobody_answers_at_is_a_503_and_metrics_still_scrape(home: Path) -> None:
+def test_a_head_that_does_not_answer_is_reported_and_metrics_still_scrape(
+        home: Path) -> None:
     with serve(home, ray_address="127.0.1.1:1") as client:
-        body = is_error(client.get("/v1/cluster"), 503, "ClusterError")
-        assert "127.0.1.1:1" in body["detail"]
-        assert sample(metrics_of(client), "fleetlearn_cluster_up") == 0.0
+        r = client.get("/v1/cluster")
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["mode"] == "cluster"
+        assert body["reachable"] is False
+        assert body["address"] == "127.0.1.1:1"
+        assert body["source"] == "settings"
+        assert "No Ray head answers at 127.0.1.1:1" in body["error"]
+        assert body["nodes"] == []
+        m = metrics_of(client)
+        assert m[("fleetlearn_cluster_up", ("address", "127.0.1.1:1"))] == 0.0
 

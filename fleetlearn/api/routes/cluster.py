@@ -2,8 +2,9 @@
 
 Read from the head's GCS by :func:`fleetlearn.cluster.cluster_view` (Ray is loaded on
 the first call, never at import) in a worker thread: the GCS call blocks. A server
-with no cluster address answers ``mode: local``; an address nobody answers at is a
-503.
+with no cluster address answers ``mode: local``; a head that does not answer is
+reported, not an error of this server: ``reachable: false`` with the reason (the GUI
+draws it; ``fleetlearn_cluster_up`` is 0).
 """
 
 from __future__ import annotations
@@ -29,7 +30,12 @@ def cluster_answer(ray_address: str | None, timeout: float = 5.0) -> dict[str, A
     address, source = discover_address(ray_address)
     if address is None:
         return {"mode": "local", "address": None, "source": None}
-    return {**cluster_view(address, timeout=timeout).to_dict(), "source": source}
+    try:
+        view = cluster_view(address, timeout=timeout)
+    except ClusterError as exc:
+        return {"mode": "cluster", "address": address, "source": source,
+                "reachable": False, "error": " ".join(str(exc).split())}
+    return {**view.to_dict(), "source": source, "reachable": True}
 
 
 @router.get("/cluster", summary="The Ray cluster: nodes alive and dead, resources total "
@@ -44,11 +50,7 @@ async def cluster_route(state: StateDep, _: ReadKey) -> dict[str, Any]:
 def refresh_cluster_metrics(state: ServingState, timeout: float = 2.0) -> None:
     """Set the ``fleetlearn_cluster_*`` gauges before a scrape (blocking: a thread).
 
-    A head that does not answer sets ``fleetlearn_cluster_up`` to 0 instead of failing
-    the scrape: the other metrics matter most when the cluster is in trouble.
+    A head that does not answer sets ``fleetlearn_cluster_up`` to 0 and fails nothing:
+    the other metrics matter most when the cluster is in trouble.
     """
-    try:
-        answer = cluster_answer(state.settings.ray_address, timeout=timeout)
-    except ClusterError:
-        answer = None
-    state.metrics.set_cluster(answer)
+    state.metrics.set_cluster(cluster_answer(state.settings.ray_address, timeout=timeout))

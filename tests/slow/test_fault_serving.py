@@ -1,0 +1,227 @@
+"""Fault test 4: a serving replica's node killed under steady request load.
+
+``fleetlearn serve --ray --replicas 2`` runs on a 3-node process cluster (one CPU per
+node, so the two replicas sit on two different nodes and one CPU stays free for a
+replacement). Ray Serve starts a proxy on every node with a replica; on one machine
+they share the port (SO_REUSEPORT), as proxies on several machines share a load
+balancer. While clients send predictions without pause, every process of a worker
+node that holds a replica is SIGKILLed (a crashed machine). The test asserts that
+Ray saw the node die, that every request was finally answered with the pipeline's
+own predictions (client retries allowed, counted and bounded), and that Serve
+replaced the lost replica (a new replica process on a surviving node, a replica id
+never seen before answering).
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+import pytest
+from live_server import free_port
+from sklearn.datasets import load_breast_cancer
+
+from fleetlearn.catalog import resolve_model
+from fleetlearn.data import dataset_from_frame
+from fleetlearn.model import build_pipeline
+from fleetlearn.registry import Registry
+
+ROUTE = "/v1/models/bc-logreg/predict"
+RETRIES = 5
+REPLICA_TITLE = "ServeReplica:fleetlearn"
+
+# Ray Serve's own pydantic models warn on import; nothing fleetlearn can act on.
+pytestmark = pytest.mark.filterwarnings("ignore:Using extra keyword arguments on `Field`")
+
+
+@pytest.fixture
+def model_registry(tmp_path: Path) -> dict[str, Any]:
+    frame = load_breast_cancer(as_frame=True).frame
+    frame["target"] = frame["target"].map({0: "malignant", 1: "benign"})
+    ds = dataset_from_frame(frame, "target", name="breast_cancer")
+    pipeline = build_pipeline(resolve_model("logistic_regression", ds.task), ds.schema, 0)
+    pipeline.fit(ds.X, ds.y)
+    url = f"sqlite:///{tmp_path / 'registry.db'}"
+    reg = Registry(url, artifact_dir=tmp_path / "artifacts")
+    reg.register_model("bc-logreg", estimator=pipeline,
+                       metrics={"test": {"accuracy": 0.95}, "primary_metric": "accuracy"},
+                       params={}, input_schema=ds.schema.to_dict())
+    reg.close()
+    rows = ds.X.iloc[:20]
+    return {"url": url, "artifacts": str(tmp_path / "artifacts"),
+            "records": rows.to_dict(orient="records"),
+            "expected": [str(v) for v in pipeline.predict(rows)]}
+
+
+@pytest.fixture
+def served(process_cluster, model_registry: dict[str, Any], tmp_path: Path) -> Iterator[dict]:
+    cluster = process_cluster(workers=2, cpus_per_node=1)
+    port = free_port()
+    env = {**cluster.env, "FLEETLEARN_ARTIFACTS": model_registry["artifacts"]}
+    log = open(tmp_path / "serve.log", "w+")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fleetlearn", "serve", "--ray", "--replicas", "2",
+         "--address", cluster.address, "--port", str(port),
+         "--registry", model_registry["url"], "--auth", "off", "--preload", "bc-logreg"],
+        env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 300
+        while "replicas answering" not in (tmp_path / "serve.log").read_text():
+            assert proc.poll() is None, (tmp_path / "serve.log").read_text()
+            assert time.monotonic() < deadline, (tmp_path / "serve.log").read_text()
+            time.sleep(0.5)
+        yield {"cluster": cluster, "url": f"http://127.0.0.1:{port}", "proc": proc}
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        log.close()
+
+
+def replicas_by_node(cluster) -> dict[str, list[int]]:
+    """Serve replica processes in each alive node's process tree (by our PIDs)."""
+    out: dict[str, list[int]] = {}
+    for node in cluster.nodes:
+        for proc in cluster.cluster.processes(node.ip):
+            try:
+                if REPLICA_TITLE in " ".join(proc.cmdline()):
+                    out.setdefault(node.ip, []).append(proc.pid)
+            except psutil.Error:
+                continue
+    return out
+
+
+def answering_replicas(url: str, want: int, tries: int = 80) -> set[str]:
+    """Replica ids answering ``/v1/info``, each asked on a new connection: the proxies
+    share the port and each prefers the replica on its own node, so one kept-alive
+    connection would only ever meet one."""
+    seen: set[str] = set()
+    for _ in range(tries):
+        r = httpx.get(f"{url}/v1/info", headers={"Connection": "close"}, timeout=30)
+        if r.status_code == 200:
+            seen.add(r.json()["replica"])
+        if len(seen) >= want:
+            break
+    return seen
+
+
+@dataclass
+class Load:
+    """Clients predicting without pause; each request retried up to RETRIES times."""
+
+    url: str
+    records: list[dict]
+    expected: list[str]
+    sent: int = 0
+    answered: int = 0
+    retries: int = 0
+    lost: int = 0
+    wrong: int = 0
+    errors: list[str] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def count(self, name: str) -> None:
+        with self.lock:
+            setattr(self, name, getattr(self, name) + 1)
+
+    def run(self, k: int) -> None:
+        i = k
+        with httpx.Client(base_url=self.url, timeout=15) as client:
+            while not self.stop.is_set():
+                row = i % len(self.records)
+                i += 7
+                self.count("sent")
+                for attempt in range(RETRIES + 1):
+                    try:
+                        r = client.post(ROUTE, json={"records": [self.records[row]]})
+                        if r.status_code == 200:
+                            self.count("answered")
+                            if r.json()["predictions"] != [self.expected[row]]:
+                                self.count("wrong")
+                            break
+                        self.errors.append(f"{r.status_code} {r.text[:200]}")
+                    except httpx.HTTPError as exc:
+                        self.errors.append(f"{type(exc).__name__}: {exc}")
+                    if attempt == RETRIES:
+                        self.count("lost")
+                    else:
+                        self.count("retries")
+                        time.sleep(0.2 * (attempt + 1))
+
+
+def test_a_replicas_node_killed_under_load_loses_no_request_and_is_replaced(
+        served: dict, model_registry: dict[str, Any], tmp_path: Path) -> None:
+    cluster, url = served["cluster"], served["url"]
+    placed = replicas_by_node(cluster)
+    assert sum(len(p) for p in placed.values()) == 2, placed
+    victims = [ip for ip in cluster.worker_ips if ip in placed]
+    assert victims, f"no replica on a worker node: {placed}"
+    victim = victims[0]
+    victim_id = cluster.node(victim).node_id
+    before_ids = answering_replicas(url, 2)
+    assert len(before_ids) == 2, before_ids  # both replicas answer before the fault
+
+    load = Load(url, model_registry["records"], model_registry["expected"])
+    threads = [threading.Thread(target=load.run, args=(k,), daemon=True) for k in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        deadline = time.monotonic() + 120
+        while load.answered < 20:  # steady traffic first (a loaded machine is slow)
+            assert time.monotonic() < deadline, (load.answered, load.errors[-5:])
+            time.sleep(0.2)
+        steady = load.answered
+        killed_at = time.monotonic()
+        assert cluster.kill_node(victim, signal.SIGKILL) >= 2
+        cluster.wait_dead(victim)
+        assert victim_id not in cluster.alive_node_ids()
+
+        # Serve replaces the replica on a surviving node (the free CPU), and the new
+        # replica answers.
+        deadline = time.monotonic() + 240
+        after_ids: set[str] = set()
+        while True:
+            now = replicas_by_node(cluster)
+            if sum(len(p) for p in now.values()) == 2 and victim not in now:
+                after_ids |= answering_replicas(url, 2, tries=10)
+                if after_ids - before_ids:
+                    break
+            assert time.monotonic() < deadline, f"never replaced: {now}, {after_ids}"
+            time.sleep(0.5)
+        replaced_after = time.monotonic() - killed_at
+        steady_after = load.answered
+        time.sleep(3.0)  # traffic after the replacement, too
+    finally:
+        load.stop.set()
+        for t in threads:
+            t.join(timeout=60)
+
+    figures = {"sent": load.sent, "answered": load.answered, "retries": load.retries,
+               "lost": load.lost, "wrong": load.wrong, "replaced_after_s": replaced_after,
+               "replicas_before": sorted(before_ids), "replicas_after": sorted(after_ids),
+               "last_errors": load.errors[-5:]}
+    (tmp_path / "fault_serving.json").write_text(json.dumps(figures, indent=2))
+    print(json.dumps(figures, indent=2))
+    assert load.lost == 0, figures
+    assert load.wrong == 0, figures
+    assert load.answered == load.sent, figures
+    assert load.answered > steady, figures  # requests kept being answered after the kill
+    assert load.retries <= max(10, load.sent // 20), figures  # retries bounded (≤ 5 %)
+    assert load.answered > steady_after, figures  # ... and after the replacement
+    assert after_ids - before_ids, f"no new replica answered: {figures}"
+    assert placed[victim][0] not in {p for ps in replicas_by_node(cluster).values() for p in ps}
