@@ -8,7 +8,9 @@ modules, so a top-level import would make each of them pay for all the others.
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -156,7 +158,14 @@ def serve_command(
         say(f"Ray Serve: {scaling['min_replicas']}-{scaling['max_replicas']} replicas "
             f"answering on {running.url}")
         serve_forever(running)
-        return
+        # Serve and Ray are down and nothing is left to write. What the interpreter would
+        # still do at exit is Ray's native teardown (no Python frame left): measured at
+        # 4-9 s on a loaded 2-core machine, after a 3 s shutdown, past Docker's 10 s
+        # grace. Leave at once instead.
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
     app = create_app(settings, state=ServingState(settings, registry=reg))
     uvicorn.run(app, host=host, port=port, log_level=log_level.lower(), access_log=access_log,
                 loop="auto", http="auto", ssl_certfile=str(tls_cert) if tls_cert else None,

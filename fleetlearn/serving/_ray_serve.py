@@ -463,13 +463,16 @@ def serve_forever(running: ClusterServing, poll_s: float = 1.0,
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        log.info("stopping Ray Serve")
         watchdog = threading.Timer(bound_s, _exit_now, args=(bound_s,))
         watchdog.daemon = True
         watchdog.start()
+        start = time.monotonic()
         try:
             running.shutdown()
         finally:
             watchdog.cancel()
+        log.info("Ray Serve stopped in %.1f s", time.monotonic() - start)
 
 
 def _exit_now(bound_s: float) -> None:

@@ -20,7 +20,12 @@ if TYPE_CHECKING:
         train,
         train_run,
     )
-    from fleetlearn.training._launcher import CANCEL_GRACE_S, LaunchedRun, Launcher
+    from fleetlearn.training._launcher import (
+        CANCEL_GRACE_S,
+        RETRY_BACKOFF_S,
+        LaunchedRun,
+        Launcher,
+    )
     from fleetlearn.training._options import (
         DatasetConfig,
         DatasetOptions,
@@ -50,6 +55,7 @@ if TYPE_CHECKING:
 
 _EXPORTS = {
     "CANCEL_GRACE_S": "_launcher",
+    "RETRY_BACKOFF_S": "_launcher",
     "LaunchedRun": "_launcher",
     "Launcher": "_launcher",
     "DatasetConfig": "_options",
@@ -97,6 +103,7 @@ __all__ = [
     "RunConfig",
     "RunOptions",
     "RunRequest",
+    "RETRY_BACKOFF_S",
     "Splits",
     "TrainResult",
     "UnitKey",

@@ -23,6 +23,7 @@ from fleetlearn.api import create_app
 from fleetlearn.client import Client
 from fleetlearn.registry import Registry
 from fleetlearn.serving import ServeSettings
+from fleetlearn.training import RETRY_BACKOFF_S
 
 pytestmark = pytest.mark.usefixtures("ray_session")
 
@@ -140,6 +141,12 @@ def test_cancel_marks_the_run_interrupted_and_it_resumes(
     registry = Registry(f"sqlite:///{home}/registry.db", artifact_dir=home / "artifacts")
     before = {u.unit: u for t in registry.list_trials(run_id) for u in t.units.values()}
     assert len(before) == 1
+    # A cancelled run is never resumed by the server on its own (retries are on here):
+    # past the first automatic resume's pause, it is still interrupted, attempt 0.
+    time.sleep(RETRY_BACKOFF_S + 1.0)
+    assert served.run(run_id)["status"] == "interrupted"
+    assert registry.get_run(run_id).launcher["attempt"] == 0
+    assert registry.get_run(run_id).launcher["status"] == "cancelled"
 
     # The journal kept what finished: resuming trains only the other 3 units, each
     # once (counted at the gate by Ray job: the resume runs in this process's job).

@@ -80,10 +80,13 @@ def _start_and_kill(client: Client, home: Path, gate: Path) -> dict[str, Any]:
                                models=[f"{GATED}:gate={gate}"])
     assert started["units_total"] == UNITS
     run_id = started["id"]
+    def fit_started(n: int) -> bool:
+        run = client.run(run_id)  # a driver that failed to start says why here
+        assert run["status"] in ("starting", "running"), run
+        return n in started_fits(gate)
+
     for n in range(2):
-        ticket = wait_until(lambda n=n: n in started_fits(gate), f"fit {n} to start",
-                            timeout_s=240)
-        assert ticket
+        wait_until(lambda n=n: fit_started(n), f"fit {n} to start", timeout_s=240)
         open_ticket(gate, n)
 
     def two_done_one_blocked() -> bool:

@@ -87,9 +87,10 @@ def _train_until_mid_run(env: dict[str, str], table: Path, gate: Path,
         fleetlearn_cmd("train", str(table), "-t", "label", "-m", f"{GATED}:gate={gate}",
                        "--folds", "3", "--no-curves", "--quiet", *extra),
         env=env, stdout=log, stderr=subprocess.STDOUT)
-    first = min(wait_until(lambda: started_fits(gate) or proc.poll() is not None,
-                           "the first fit to start", timeout_s=240) or {0: None})
+    wait_until(lambda: started_fits(gate) or proc.poll() is not None,
+               "the first fit to start", timeout_s=240)
     assert proc.poll() is None, "the driver ended before training"
+    first = min(started_fits(gate))
     open_ticket(gate, first)
 
     def one_done_one_blocked() -> tuple[str, int] | None:
