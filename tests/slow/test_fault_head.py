@@ -96,8 +96,10 @@ def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
 
-def _wait_for(what: str, check: Any, timeout: float, proc: subprocess.Popen | None = None,
+def _wait_for(what: Any, check: Any, timeout: float, proc: subprocess.Popen | None = None,
               log: Path | None = None, poll_s: float = 0.5) -> Any:
+    """Until ``check()`` is truthy; ``what`` (a text, or a callable for one made at
+    failure) names it in the assertion."""
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -107,6 +109,7 @@ def _wait_for(what: str, check: Any, timeout: float, proc: subprocess.Popen | No
         if value:
             return value
         tail = log.read_text(errors="replace")[-3000:] if log and log.exists() else ""
+        what = what() if callable(what) else what
         assert proc is None or proc.poll() is None, f"{what}: the process exited\n{tail}"
         assert time.monotonic() < deadline, f"{what}: not within {timeout:g} s\n{tail}"
         time.sleep(poll_s)
@@ -262,8 +265,8 @@ def test_head_killed_and_restarted_with_redis_loses_no_prediction_run_or_node(
             if not seen or seen[-1] != status:
                 seen.append(status)
             return status == "finished"
-        _wait_for(f"the run in flight finished (statuses {seen})", run_finished, 900,
-                  api_proc, api_log, poll_s=1.0)
+        _wait_for(lambda: f"the run in flight finished (statuses seen: {seen})",
+                  run_finished, 900, api_proc, api_log, poll_s=1.0)
         # New training is accepted and finishes.
         fresh_id = api.start_run(dataset, "label", models=["logistic_regression",
                                                            "decision_tree"],
