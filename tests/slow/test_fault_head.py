@@ -109,9 +109,9 @@ def _wait_for(what: Any, check: Any, timeout: float, proc: subprocess.Popen | No
         if value:
             return value
         tail = log.read_text(errors="replace")[-3000:] if log and log.exists() else ""
-        what = what() if callable(what) else what
-        assert proc is None or proc.poll() is None, f"{what}: the process exited\n{tail}"
-        assert time.monotonic() < deadline, f"{what}: not within {timeout:g} s\n{tail}"
+        name = what() if callable(what) else what
+        assert proc is None or proc.poll() is None, f"{name}: the process exited\n{tail}"
+        assert time.monotonic() < deadline, f"{name}: not within {timeout:g} s\n{tail}"
         time.sleep(poll_s)
 
 
