@@ -9,7 +9,8 @@ Interface (stable: other suites depend on it)::
 
     def test_x(process_cluster):
         cluster = process_cluster(workers=2, cpus_per_node=1, redis_url=None,
-                                  worker_home_isolated=True)
+                                  worker_home_isolated=True, head_cpus=None,
+                                  worker_env=None)
         cluster.address            # "127.A.B.1:PORT", the head's GCS: --address / RAY_ADDRESS
         cluster.env                # env for a driver or CLI subprocess: RAY_ADDRESS set, no
                                    # other RAY_* variable, its own HOME and short RAY_TMPDIR,
@@ -89,7 +90,9 @@ class ProcessCluster:
 
     def __init__(self, folder: Path, *, workers: int, cpus_per_node: int,
                  redis_url: str | None, worker_home_isolated: bool,
-                 memory_per_node: int, object_store_per_node: int, timeout: float) -> None:
+                 memory_per_node: int, object_store_per_node: int, timeout: float,
+                 head_cpus: int | None = None,
+                 worker_env: dict[str, str] | None = None) -> None:
         block = next_ip_block()
         base = dict(os.environ)
         # Ray workers import with the raylet's environment: this checkout and tests/
@@ -101,7 +104,8 @@ class ProcessCluster:
             folder, options=NodeOptions(num_cpus=cpus_per_node, memory=memory_per_node,
                                         object_store_memory=object_store_per_node),
             redis_url=redis_url, head_ip=f"{block}.1", ip_prefix=block,
-            isolated=worker_home_isolated, env=base)
+            isolated=worker_home_isolated, env=base, head_cpus=head_cpus,
+            worker_env=worker_env)
         self._base_pythonpath = base["PYTHONPATH"]
         try:
             self.cluster.up(workers, timeout=timeout)  # stops what it started on failure
@@ -200,13 +204,15 @@ def process_cluster(tmp_path_factory: pytest.TempPathFactory
     def make(workers: int = 2, cpus_per_node: int = 1, redis_url: str | None = None,
              worker_home_isolated: bool = True, memory_per_node: int = 2 * 2**30,
              object_store_per_node: int = 100 * 2**20,
-             timeout: float = 300.0) -> ProcessCluster:
+             timeout: float = 300.0, head_cpus: int | None = None,
+             worker_env: dict[str, str] | None = None) -> ProcessCluster:
         folder = tmp_path_factory.mktemp("cluster")
         # On a failed start, up() has stopped what it started.
         cluster = ProcessCluster(folder, workers=workers, cpus_per_node=cpus_per_node,
                                  redis_url=redis_url, worker_home_isolated=worker_home_isolated,
                                  memory_per_node=memory_per_node,
-                                 object_store_per_node=object_store_per_node, timeout=timeout)
+                                 object_store_per_node=object_store_per_node, timeout=timeout,
+                                 head_cpus=head_cpus, worker_env=worker_env)
         made.append(cluster)
         return cluster
 

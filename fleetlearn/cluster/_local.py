@@ -201,6 +201,13 @@ class LocalCluster:
         Nodes get their own HOME and no ``FLEETLEARN_*`` variables.
     env : dict, optional
         The environment nodes start from (default ``os.environ``).
+    head_cpus : int, optional
+        CPUs the head advertises (default: ``options.num_cpus``). 0 keeps tasks and
+        Serve replicas off the head, so losing it loses no work but the GCS's.
+    worker_env : dict, optional
+        Extra variables for every worker (``RAY_*`` allowed), e.g. Ray Serve's
+        ``RAY_SERVE_WORKER_PROXY_HTTP_PORT`` so the workers' proxies listen apart from
+        the head's.
 
     Examples
     --------
@@ -213,7 +220,9 @@ class LocalCluster:
     def __init__(self, folder: Path | str | None = None, *, options: NodeOptions | None = None,
                  redis_url: str | None = None, head_ip: str = "127.0.1.1",
                  ip_prefix: str = "127.0.0", isolated: bool = True,
-                 env: dict[str, str] | None = None, port: int | None = None) -> None:
+                 env: dict[str, str] | None = None, port: int | None = None,
+                 head_cpus: int | None = None,
+                 worker_env: dict[str, str] | None = None) -> None:
         self.folder = Path(folder or default_cluster_dir()).expanduser().absolute()
         self.options = options or NodeOptions()
         self.redis_url = redis_url
@@ -224,6 +233,11 @@ class LocalCluster:
         self.isolated = isolated
         self.base_env = dict(os.environ if env is None else env)
         self.port = port
+        if head_cpus is not None and int(head_cpus) < 0:
+            raise ConfigError(f"The 'head_cpus' option must be an int in the range [0, inf). "
+                              f"Got {head_cpus} instead.")
+        self.head_cpus = self.options.num_cpus if head_cpus is None else int(head_cpus)
+        self.worker_env = dict(worker_env or {})
         self.state: ClusterState | None = None
         # Popen handles of nodes this process started: reaped here (no zombies).
         self._procs: dict[int, subprocess.Popen] = {}
@@ -240,9 +254,11 @@ class LocalCluster:
             raise ClusterError(f"No cluster is recorded in {path}; start one with "
                                "'fleetlearn cluster up'.")
         head = state.head
-        cluster = cls(path, options=NodeOptions(head.num_cpus, head.memory,
-                                                head.object_store_memory),
-                      redis_url=state.redis_url, head_ip=head.ip, port=state.port)
+        like = state.workers[0] if state.workers else head
+        cluster = cls(path, options=NodeOptions(max(1, like.num_cpus), like.memory,
+                                                like.object_store_memory),
+                      redis_url=state.redis_url, head_ip=head.ip, port=state.port,
+                      head_cpus=head.num_cpus)
         cluster.state = state
         return cluster
 
@@ -326,9 +342,9 @@ class LocalCluster:
             "metrics-export-port", "runtime-env-agent-port",
             "node-manager-port", "object-manager-port")}
 
-    def _resource_args(self) -> list[str]:
+    def _resource_args(self, cpus: int | None = None) -> list[str]:
         o = self.options
-        return ["--num-cpus", str(o.num_cpus), "--memory", str(o.memory),
+        return ["--num-cpus", str(o.num_cpus if cpus is None else cpus), "--memory", str(o.memory),
                 "--object-store-memory", str(o.object_store_memory)]
 
     def _spawn(self, name: str, role: str, ip: str, argv: list[str], env: dict[str, str],
@@ -340,7 +356,8 @@ class LocalCluster:
                                     cwd=str(home))
         self._procs[proc.pid] = proc
         record = NodeRecord(name=name, role=role, ip=ip, pid=proc.pid, home=str(home),
-                            temp_dir=str(temp), log=str(log), num_cpus=self.options.num_cpus,
+                            temp_dir=str(temp), log=str(log),
+                            num_cpus=self.head_cpus if role == "head" else self.options.num_cpus,
                             memory=self.options.memory,
                             object_store_memory=self.options.object_store_memory,
                             started_at=psutil.Process(proc.pid).create_time(), ports=ports,
@@ -375,7 +392,7 @@ class LocalCluster:
         argv = [ray_executable(), "start", "--head", "--block", "--disable-usage-stats",
                 "--port", str(self.state.port), "--node-ip-address", self.head_ip,
                 "--include-dashboard", "false", "--temp-dir", str(temp),
-                *self._resource_args(), *_port_args(ports)]
+                *self._resource_args(self.head_cpus), *_port_args(ports)]
         if self.redis_url:
             _, password = parse_redis_url(self.redis_url)
             if password:
@@ -457,6 +474,7 @@ class LocalCluster:
         env.pop(ADDRESS_ENV, None)
         if self.redis_url:
             env["RAY_gcs_rpc_server_reconnect_timeout_s"] = str(GCS_RECONNECT_TIMEOUT_S)
+        env.update(self.worker_env)
         ports = self._ports(ip)
         argv = [sys.executable, "-m", "fleetlearn", "cluster", "join",
                 "--node-ip-address", ip, "--", "--temp-dir", str(temp),
