@@ -15,6 +15,7 @@ import collections
 import contextlib
 import heapq
 import logging
+import os
 import re
 import signal
 import threading
@@ -34,6 +35,7 @@ from fleetlearn.data import Dataset, check_folds, load_dataset
 from fleetlearn.errors import ConfigError, RegistryUnavailableError, Terminated
 from fleetlearn.evaluation import PRIMARY_METRIC, check_metric, greater_is_better
 from fleetlearn.registry import ModelVersion, Registry, validate_model_name
+from fleetlearn.training._launcher import RETRIES_LEFT_ENV
 from fleetlearn.training._options import DatasetOptions, ModelEntry, RunOptions, dataset_configs
 from fleetlearn.training._plan import (
     UnitKey,
@@ -449,7 +451,13 @@ class _RunDriver:
             exc.run_id = self.run_id  # type: ignore[attr-defined]  # for the CLI's hint
             raise
         except BaseException as exc:
-            self.registry.set_run_status(self.run_id, "failed",
+            # A driver its launcher will resume (the API's child with retries left)
+            # leaves the run 'running' with the error: a reader must not see it 'failed'
+            # between this exit and the automatic resume. Its launcher settles it
+            # otherwise; if that launcher is gone too, the next read finds the driver
+            # dead and marks the run 'interrupted'.
+            status = "running" if _resumed_by_launcher() else "failed"
+            self.registry.set_run_status(self.run_id, status,
                                          error=f"{type(exc).__name__}: {exc}")
             raise
 
@@ -592,6 +600,14 @@ def _retrying(write: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
             log.warning("registry unavailable, retrying in %.1f s: %s", pause, exc)
             time.sleep(pause)
     return write(*args, **kwargs)
+
+
+def _resumed_by_launcher() -> bool:
+    """Whether this driver's launcher resumes the run by itself when it fails."""
+    try:
+        return int(os.environ.get(RETRIES_LEFT_ENV, "0")) > 0
+    except ValueError:
+        return False
 
 
 def _get_all(refs: list[ray.ObjectRef], max_retries: int) -> list[dict[str, Any]]:

@@ -78,6 +78,9 @@ _ANSI_RE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 DRIVER_DIED = "driver died: its process {pid} on {host} is gone; resume it"
 #: A launch whose process vanished before it recorded its run.
 LAUNCH_DIED = ("the training process {pid} on {host} died before it recorded the run")
+#: Set on a child the launcher resumes by itself if it fails: how many automatic
+#: resumes are left (the driver then leaves its run 'running' with the error).
+RETRIES_LEFT_ENV = "FLEETLEARN_LAUNCHER_RETRIES_LEFT"
 #: The first pause before an automatic resume; it doubles with each attempt.
 RETRY_BACKOFF_S = 2.0
 RETRY_BACKOFF_MAX_S = 30.0
@@ -269,6 +272,8 @@ class Launcher:
                    FLEETLEARN_ARTIFACTS=str(self.registry.artifacts.root))
         if self.registry_url:
             env["FLEETLEARN_REGISTRY_URL"] = self.registry_url
+        # The driver leaves its run 'running' on an error while a resume is to come.
+        env[RETRIES_LEFT_ENV] = str(max(0, self.retries - attempt))
         with log_path.open("ab") as out:
             out.write(f"$ {' '.join(cmd)}\n".encode())
             out.flush()
@@ -409,8 +414,8 @@ class Launcher:
         if code < 0:
             return DRIVER_DIED.format(pid=child.proc.pid, host=this_host()) + \
                 f" (signal {-code})"
-        if run.status == "failed" and run.error:
-            return run.error
+        if run.status in ("failed", "running") and run.error:
+            return run.error  # a driver that will be resumed leaves it 'running'
         return f"the training process exited with code {code}" + (
             f": {error}" if error else "")
 
