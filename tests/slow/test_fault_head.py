@@ -267,7 +267,8 @@ def test_head_killed_and_restarted_with_redis_loses_no_prediction_run_or_node(
             return status == "finished"
         _wait_for(lambda: f"the run in flight finished (statuses seen: {seen})",
                   run_finished, 900, api_proc, api_log, poll_s=1.0)
-        assert "failed" not in seen and "interrupted" not in seen, seen
+        assert "failed" not in seen, seen
+        assert "interrupted" not in seen, seen
         # New training is accepted and finishes.
         fresh_id = api.start_run(dataset, "label", models=["logistic_regression",
                                                            "decision_tree"],
