@@ -16,12 +16,12 @@ Examples
 from __future__ import annotations
 
 import math
-import socket
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from live_server import free_port  # noqa: F401 - re-exported: one free-port helper for the tests
 from sklearn.pipeline import Pipeline
 
 from fleetlearn.catalog import resolve_model
@@ -128,13 +128,6 @@ def records_of(frame: pd.DataFrame, drop: tuple[str, ...] = ()) -> list[dict[str
             clean[k] = v
         out.append(clean)
     return out
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class ServingModels:

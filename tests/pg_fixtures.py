@@ -17,6 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from live_server import free_port
+
 __all__ = ["OwnPostgres", "pg_binaries"]
 
 PG_BIN = Path(os.environ.get("FLEETLEARN_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
@@ -32,12 +34,6 @@ def pg_binaries() -> str | None:
         except KeyError:
             return "running as root without a 'postgres' user to run PostgreSQL as"
     return None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class OwnPostgres:
@@ -61,7 +57,7 @@ class OwnPostgres:
         """initdb a fresh cluster in a temp folder and start it."""
         root = Path(tempfile.mkdtemp(prefix="flpg-", dir="/tmp"))
         root.chmod(0o755)  # the postgres user must reach its data folder
-        pg = cls(root, _free_port())
+        pg = cls(root, free_port())
         pg.data.mkdir(mode=0o700)
         if os.geteuid() == 0:
             shutil.chown(pg.data, "postgres", "postgres")

@@ -437,8 +437,7 @@ class LocalCluster:
                 write_state(self.state)
                 return
             if not self._node_procs(head):
-                raise ClusterError(f"The head exited while starting; see {head.log}: "
-                                   f"{_last_line(Path(head.log))}")
+                raise _exited_while_starting(head)
             if time.monotonic() > deadline:
                 raise ClusterError(f"The head at {self.address} did not register within "
                                    f"{timeout:g} s; see {head.log}.")
@@ -449,8 +448,7 @@ class LocalCluster:
         while not head_answers(self.address, timeout=1.0):
             head = self.state.head if self.state else None
             if head is not None and not self._node_procs(head):
-                raise ClusterError(f"The head exited while starting; see {head.log}: "
-                                   f"{_last_line(Path(head.log))}")
+                raise _exited_while_starting(head)
             if time.monotonic() > deadline:
                 raise ClusterError(f"The head at {self.address} did not answer within "
                                    f"{timeout:g} s; see {head.log if head else 'its log'}.")
@@ -700,6 +698,11 @@ def _port_free(host: str, port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+def _exited_while_starting(head: NodeRecord) -> ClusterError:
+    return ClusterError(f"The head exited while starting; see {head.log}: "
+                        f"{_last_line(Path(head.log))}")
 
 
 def _last_line(path: Path) -> str:

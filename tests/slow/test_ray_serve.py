@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
+from live_server import free_port
 from sklearn.datasets import load_breast_cancer
 
 from fleetlearn.catalog import resolve_model
@@ -31,12 +31,6 @@ ROUTE = "/v1/models/bc-logreg/predict"
 
 # Ray Serve's own pydantic models warn on import; nothing fleetlearn can act on.
 pytestmark = pytest.mark.filterwarnings("ignore:Using extra keyword arguments on `Field`")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
