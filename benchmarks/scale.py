@@ -85,33 +85,34 @@ def warm_workers(num_cpus: int, work: Path) -> float:
     return time.perf_counter() - start
 
 
-def canned_task(template: dict[str, Any]) -> Callable[..., dict[str, Any]]:
-    """A task body that returns a recorded CV unit result at once: no fit, no scoring.
+def canned_task(template: dict[str, Any]) -> Callable[..., list[dict[str, Any]]]:
+    """A task body that returns recorded CV unit results at once: no fit, no scoring.
 
     With it, a run's wall time is fleetlearn's and Ray's orchestration alone (submit,
     schedule, return, wait, journal, close, leaderboard), whatever the machine's
-    load does to compute.
+    load does to compute. It stands in for ``run_unit_batch`` (a task runs one or
+    more units).
     """
 
-    def run_unit(bundle: Any, spec_dict: dict[str, Any], unit: str, seed: int,
-                 metric: str) -> dict[str, Any]:
+    def run_unit_batch(bundle: Any, items: list[Any], metric: str) -> list[dict[str, Any]]:
         now = time.time()
-        return {**template, "payload": {**template["payload"], "started_at": now,
-                                        "finished_at": now}, "artifact": None}
+        one = {**template, "payload": {**template["payload"], "started_at": now,
+                                       "finished_at": now}, "artifact": None}
+        return [one] * len(items)
 
-    return run_unit
+    return run_unit_batch
 
 
 def run_driver_only(path: Path, models: list[str], folds: int, cores: int, work: Path,
                     tag: str, template: dict[str, Any]) -> dict[str, Any]:
     from fleetlearn.training import _execute
 
-    real = _execute.run_unit
-    _execute.run_unit = canned_task(template)  # the driver makes its Ray task from this name
+    real = _execute.run_unit_batch
+    _execute.run_unit_batch = canned_task(template)  # the driver makes its task from this
     try:
         return tb.run_fleetlearn(path, models, folds, cores, work, tag)
     finally:
-        _execute.run_unit = real
+        _execute.run_unit_batch = real
 
 
 def _per_trial(x: dict[str, Any], trials: int, cr: float, cores: int) -> dict[str, float]:

@@ -581,17 +581,27 @@ class Registry(ServingStoreMixin, LaunchStoreMixin):
 
     def list_trials(self, run_id: str, dataset_id: int | None = None) -> list[Trial]:
         """Return a run's trials (optionally of one dataset) with their units, by id."""
+        # Two plain column queries, not ORM objects: a run of thousands of trials reads
+        # back in a fraction of the time (the driver reads its run once at the end).
+        trial_cols = [SqlTrial.id, SqlTrial.run_id, SqlTrial.dataset_id, SqlTrial.model_name,
+                      SqlTrial.spec, SqlTrial.status, SqlTrial.error, SqlTrial.created_at,
+                      SqlTrial.updated_at]
+        unit_cols = [SqlTrialUnit.id, SqlTrialUnit.trial_id, SqlTrialUnit.unit,
+                     SqlTrialUnit.status, SqlTrialUnit.payload, SqlTrialUnit.error,
+                     SqlTrialUnit.duration_s, SqlTrialUnit.created_at]
         with self._read() as s:
             self._require_run(s, run_id)
-            query = (
-                sa.select(SqlTrial)
-                .options(joinedload(SqlTrial.units))
-                .where(SqlTrial.run_id == run_id)
-                .order_by(SqlTrial.id)
-            )
+            trials = sa.select(*trial_cols).where(SqlTrial.run_id == run_id)
+            units = (sa.select(*unit_cols).join(SqlTrial, SqlTrial.id == SqlTrialUnit.trial_id)
+                     .where(SqlTrial.run_id == run_id))
             if dataset_id is not None:
-                query = query.where(SqlTrial.dataset_id == dataset_id)
-            return [_trial(row) for row in s.scalars(query).unique()]
+                trials = trials.where(SqlTrial.dataset_id == dataset_id)
+                units = units.where(SqlTrial.dataset_id == dataset_id)
+            by_trial: dict[int, dict[str, TrialUnit]] = {}
+            for row in s.execute(units.order_by(SqlTrialUnit.id)):
+                by_trial.setdefault(row[1], {})[row[2]] = TrialUnit(*row)
+            return [Trial(*row, units=by_trial.get(row[0], {}))
+                    for row in s.execute(trials.order_by(SqlTrial.id))]
 
     def completed_units(self, run_id: str) -> set[tuple[int, str, str]]:
         """Return ``(dataset_id, model_name, unit)`` of every journaled unit of a run.

@@ -47,7 +47,7 @@ from fleetlearn.training._plan import (
 from fleetlearn.training._ray import connect_ray, earlier_attempts
 from fleetlearn.training._results import run_leaderboard
 from fleetlearn.training._seeds import derive_seed
-from fleetlearn.training._tasks import run_unit
+from fleetlearn.training._tasks import run_unit_batch
 
 __all__ = [
     "PreparedDataset",
@@ -347,6 +347,31 @@ _WAIT_WINDOW = 1024
 #: Pauses between attempts of a journal batch (or a registration) while the registry
 #: is unavailable: about 75 s in all, then the run fails (and can be resumed).
 JOURNAL_RETRY_S = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 15.0, 15.0, 15.0)
+#: Units per CPU in a wave from which units share Ray tasks (:func:`units_per_task`).
+BATCH_FROM_UNITS_PER_CPU = 32
+#: Tasks per CPU left when units share tasks: enough for Ray to balance the load.
+BATCH_TASKS_PER_CPU = 16
+#: The most units one task runs.
+BATCH_MAX_UNITS = 64
+
+
+def units_per_task(units: int, cpus: float) -> int:
+    """How many units of a wave share one Ray task.
+
+    One each, unless the wave has at least :data:`BATCH_FROM_UNITS_PER_CPU` units per
+    CPU of the cluster (thousands of tiny trials): then enough share a task to leave
+    about :data:`BATCH_TASKS_PER_CPU` tasks per CPU, at most :data:`BATCH_MAX_UNITS`.
+    Each Ray task costs about 1-2 ms of CPU around its body (submit, schedule,
+    argument and result transfer, the worker's task loop); with tiny units that is
+    most of the run. Sixteen tasks per CPU still balance uneven units, and a lost
+    node re-runs at most one task's units per CPU it had.
+
+    >>> units_per_task(60, 2), units_per_task(2_000, 4), units_per_task(20_000, 4)
+    (1, 31, 64)
+    """
+    if cpus <= 0 or units < BATCH_FROM_UNITS_PER_CPU * cpus:
+        return 1
+    return max(1, min(BATCH_MAX_UNITS, int(units / cpus / BATCH_TASKS_PER_CPU)))
 
 
 @dataclass
@@ -435,7 +460,7 @@ class _RunDriver:
             waves = [[u for u in self.todo if u.dataset == name] for name in self.datasets]
         else:
             waves = [self.todo]
-        remote = ray.remote(run_unit)
+        remote = ray.remote(run_unit_batch)
         try:
             with contextlib.ExitStack() as stack:
                 if stop is None:
@@ -461,8 +486,12 @@ class _RunDriver:
                                          error=f"{type(exc).__name__}: {exc}")
             raise
 
-    def _submit(self, wave: list[UnitKey], remote: Any) -> dict[ray.ObjectRef, UnitKey]:
-        """Put each dataset of the wave once, then submit one task per unit."""
+    def _submit(self, wave: list[UnitKey], remote: Any,
+                ) -> dict[ray.ObjectRef, list[UnitKey]]:
+        """Put each dataset of the wave once, then submit its units as Ray tasks: one
+        unit per task, or a few consecutive units of one model (or of models with the
+        same CPU need) per task when the wave is much larger than the cluster
+        (:func:`units_per_task`)."""
         config = self.config
         bundles = {}
         for name in dict.fromkeys(u.dataset for u in wave):
@@ -474,25 +503,41 @@ class _RunDriver:
                                      "schema": d.schema})
         specs = {(p.name, s.name): s for p in self.datasets.values() for s in p.specs}
         spec_dicts: dict[tuple[str, str], dict[str, Any]] = {}
-        pending: dict[ray.ObjectRef, UnitKey] = {}
+        per_task = units_per_task(len(wave), ray.cluster_resources().get("CPU", 0))
+        pending: dict[ray.ObjectRef, list[UnitKey]] = {}
+
+        def send(keys: list[UnitKey], items: list[tuple[dict[str, Any], str, int]]) -> None:
+            first = keys[0]
+            more = f"+{len(keys) - 1}" if len(keys) > 1 else ""
+            ref = remote.options(
+                num_cpus=specs[(first.dataset, first.model)].n_jobs,
+                max_retries=config.max_retries,
+                retry_exceptions=False,
+                name=f"{first.dataset}/{first.model}/{first.unit}{more}",
+            ).remote(bundles[first.dataset], items, self.datasets[first.dataset].metric)
+            pending[ref] = keys
+
+        keys: list[UnitKey] = []
+        items: list[tuple[dict[str, Any], str, int]] = []
         for key in wave:
             pair = (key.dataset, key.model)
             spec = specs[pair]
+            if keys and (len(keys) >= per_task or key.dataset != keys[0].dataset
+                         or spec.n_jobs != specs[(keys[0].dataset, keys[0].model)].n_jobs):
+                send(keys, items)
+                keys, items = [], []
             if pair not in spec_dicts:
                 spec_dicts[pair] = spec.to_dict()
-            prepared = self.datasets[key.dataset]
-            seed = derive_seed(config.seed, prepared.dataset.fingerprint, key.model,
-                               key.unit if key.unit.startswith("cv") else "final")
-            ref = remote.options(
-                num_cpus=spec.n_jobs,
-                max_retries=config.max_retries,
-                retry_exceptions=False,
-                name=f"{key.dataset}/{key.model}/{key.unit}",
-            ).remote(bundles[key.dataset], spec_dicts[pair], key.unit, seed, prepared.metric)
-            pending[ref] = key
+            seed = derive_seed(config.seed, self.datasets[key.dataset].dataset.fingerprint,
+                               key.model, key.unit if key.unit.startswith("cv") else "final")
+            keys.append(key)
+            items.append((spec_dicts[pair], key.unit, seed))
+        if keys:
+            send(keys, items)
         return pending
 
-    def _drain(self, pending: dict[ray.ObjectRef, UnitKey], stop: _StopOnSignals) -> None:
+    def _drain(self, pending: dict[ray.ObjectRef, list[UnitKey]],
+               stop: _StopOnSignals) -> None:
         """Journal results as they land, batching what finished together."""
         queue = collections.deque(pending)  # in submission order
         window: list[ray.ObjectRef] = []
@@ -500,7 +545,7 @@ class _RunDriver:
         batch: list[dict[str, Any]] = []
         #: Units Ray ran more than once, by task id: where their lost attempts ran is
         #: looked up once, when the wave is done (one read of Ray's task records).
-        retried: dict[str, dict[str, Any]] = {}
+        retried: dict[str, list[dict[str, Any]]] = {}
         last_flush = time.monotonic()
         try:
             while window or queue:
@@ -514,31 +559,15 @@ class _RunDriver:
                 # once when all that is left has finished).
                 ready, window = ray.wait(window, num_returns=min(len(window), _WAIT_BATCH),
                                          timeout=JOURNAL_FLUSH_S)
-                results = _get_all(ready, self.config.max_retries)
-                for ref, result in zip(ready, results, strict=True):
-                    key = pending.pop(ref)
-                    unit = {"trial_id": self.trial_ids[(key.dataset, key.model)],
-                            "unit": key.unit, "status": result["status"],
-                            "payload": result["payload"], "error": result["error"],
-                            "duration_s": result["duration_s"]}
-                    attempts = int(result["payload"].get("attempts") or 1)
-                    if attempts > 1:
-                        retried[ref.task_id().hex()] = unit
-                        self.retried.append({"dataset": key.dataset, "model": key.model,
-                                             "unit": key.unit, "attempts": attempts,
-                                             "node_ip": result["payload"].get("node_ip")})
-                    if result["status"] == "ok" and key.unit == "final":
-                        # The model and its journal entry land in one transaction.
-                        self._register(key, result, unit)
-                    else:
-                        batch.append(unit)
-                    if result["status"] != "ok":
-                        self.failed.append({"dataset": key.dataset, "model": key.model,
-                                            "unit": key.unit,
-                                            "error": result["error"] or "unknown error"})
-                    self.tracker.update(key, result)
-                    self.tracker.emit(self.on_progress, "unit", key, result["status"],
-                                      result["error"])
+                results = _get_all(ready, [len(pending[r]) for r in ready],
+                                   self.config.max_retries)
+                for ref, task_results in zip(ready, results, strict=True):
+                    for key, result in zip(pending.pop(ref), task_results, strict=True):
+                        unit = self._landed(key, result)
+                        if int(result["payload"].get("attempts") or 1) > 1:
+                            retried.setdefault(ref.task_id().hex(), []).append(unit)
+                        if not (result["status"] == "ok" and key.unit == "final"):
+                            batch.append(unit)  # a final model was journaled with it
                 now = time.monotonic()
                 if batch and (not (window or queue) or now - last_flush >= JOURNAL_FLUSH_S):
                     _retrying(self.registry.record_units, batch)
@@ -548,6 +577,28 @@ class _RunDriver:
         finally:
             if batch:  # Ctrl-C or an error: keep what finished so resume skips it
                 _retrying(self.registry.record_units, batch)
+
+    def _landed(self, key: UnitKey, result: dict[str, Any]) -> dict[str, Any]:
+        """Take one unit's result: register a final model (with its journal entry, in one
+        transaction), count it for progress; return its journal entry."""
+        unit = {"trial_id": self.trial_ids[(key.dataset, key.model)],
+                "unit": key.unit, "status": result["status"],
+                "payload": result["payload"], "error": result["error"],
+                "duration_s": result["duration_s"]}
+        attempts = int(result["payload"].get("attempts") or 1)
+        if attempts > 1:
+            self.retried.append({"dataset": key.dataset, "model": key.model,
+                                 "unit": key.unit, "attempts": attempts,
+                                 "node_ip": result["payload"].get("node_ip")})
+        if result["status"] == "ok" and key.unit == "final":
+            self._register(key, result, unit)
+        if result["status"] != "ok":
+            self.failed.append({"dataset": key.dataset, "model": key.model,
+                                "unit": key.unit,
+                                "error": result["error"] or "unknown error"})
+        self.tracker.update(key, result)
+        self.tracker.emit(self.on_progress, "unit", key, result["status"], result["error"])
+        return unit
 
     def _register(self, key: UnitKey, result: dict[str, Any],
                   unit: dict[str, Any]) -> ModelVersion:
@@ -610,8 +661,10 @@ def _resumed_by_launcher() -> bool:
         return False
 
 
-def _get_all(refs: list[ray.ObjectRef], max_retries: int) -> list[dict[str, Any]]:
-    """Results of finished tasks; a task lost after Ray's retries is a failed unit."""
+def _get_all(refs: list[ray.ObjectRef], sizes: list[int],
+             max_retries: int) -> list[list[dict[str, Any]]]:
+    """Results of finished tasks (a list of unit results each, ``sizes`` units); a task
+    lost after Ray's retries is a failed result for each of its units."""
     if not refs:
         return []
     try:
@@ -619,38 +672,38 @@ def _get_all(refs: list[ray.ObjectRef], max_retries: int) -> list[dict[str, Any]
     except RayError:
         pass
     out = []
-    for ref in refs:
+    for ref, n in zip(refs, sizes, strict=True):
         try:
             out.append(ray.get(ref))
         except RayError as exc:  # the node or worker died and retries ran out
             # Ray raises these only once every retry was lost the same way.
             lost = isinstance(exc, WorkerCrashedError | NodeDiedError | LocalRayletDiedError)
-            out.append({"status": "failed",
-                        "payload": {"attempts": max_retries + 1} if lost else {},
-                        "artifact": None,
-                        "error": f"{type(exc).__name__}: {str(exc).splitlines()[0]}",
-                        "duration_s": None})
+            out.append([{"status": "failed",
+                         "payload": {"attempts": max_retries + 1} if lost else {},
+                         "artifact": None,
+                         "error": f"{type(exc).__name__}: {str(exc).splitlines()[0]}",
+                         "duration_s": None} for _ in range(n)])
     return out
 
 
-def _with_lost_attempts(retried: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+def _with_lost_attempts(retried: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
     """The journal entries of units Ray ran more than once, with ``failed_attempts``:
-    the node and error of each lost attempt.
+    the node and error of each lost attempt of the task that ran them.
 
     A unit's payload says how many attempts it took (``attempts``, read by the task
     itself); only units with more than one ask Ray about the others, once per wave, so
     a run without lost workers or nodes makes no extra call, and one with many pays
     for one read (Ray's task records are read whole: about 0.1 ms per task here). The
     entries were journaled as they landed; writing them again only adds that field
-    (the journal is an upsert).
+    (the journal is an upsert). Units that shared a task share its attempts.
     """
     # A unit lost on every attempt (no node in its payload) has no last attempt that
     # came back: ask for all of them.
     earlier = earlier_attempts({
-        task: int(unit["payload"]["attempts"]) + ("node" not in unit["payload"])
-        for task, unit in retried.items()})
+        task: int(units[0]["payload"]["attempts"]) + ("node" not in units[0]["payload"])
+        for task, units in retried.items()})
     return [{**unit, "payload": {**unit["payload"], "failed_attempts": earlier[task]}}
-            for task, unit in retried.items() if task in earlier]
+            for task, units in retried.items() if task in earlier for unit in units]
 
 
 def _finish_trials(reg: Registry, run_id: str) -> None:

@@ -23,7 +23,7 @@ from fleetlearn.evaluation import learning_curve_points, score_predictions, trai
 from fleetlearn.model import build_pipeline
 from fleetlearn.registry import dump_estimator
 
-__all__ = ["run_unit", "build_pipeline"]
+__all__ = ["run_unit", "run_unit_batch", "build_pipeline"]
 
 
 _WHERE: dict[str, str] = {}
@@ -106,6 +106,24 @@ def run_unit(bundle: dict[str, Any], spec_dict: dict[str, Any], unit: str, seed:
         "duration_s": time.perf_counter() - start,
         "artifact": artifact,
     }
+
+
+def run_unit_batch(bundle: dict[str, Any], items: list[tuple[dict[str, Any], str, int]],
+                   metric: str) -> list[dict[str, Any]]:
+    """Run several units of one dataset in one Ray task: ``[run_unit(...), ...]`` in order.
+
+    ``items`` holds ``(spec_dict, unit, seed)`` per unit. The driver sends one unit per
+    task unless a wave has many more units than the cluster has CPUs (thousands of tiny
+    trials); then a few units share a task, which divides Ray's per-task cost (submit,
+    schedule, argument and result transfer, the worker's task loop) among them.
+    """
+    results = [run_unit(bundle, spec_dict, unit, seed, metric)
+               for spec_dict, unit, seed in items]
+    if ray.is_initialized():  # which task ran the unit: units that shared one share it
+        task = ray.get_runtime_context().get_task_id()
+        for result in results:
+            result["payload"]["task"] = task
+    return results
 
 
 def _predict_time(pipeline: Pipeline, X: Any) -> float:
