@@ -605,9 +605,22 @@ class _RunDriver:
         prepared = self.datasets[key.dataset]
         spec = next(s for s in prepared.specs if s.name == key.model)
         d = prepared.dataset
+        name = f"{key.dataset}-{key.model}"
+        tries = 0
+
+        def register(**kwargs: Any) -> ModelVersion:
+            # A retry after the registry went away may follow a commit whose answer was
+            # lost with the connection: the version is there, do not add a second one.
+            nonlocal tries
+            tries += 1
+            if tries > 1:
+                for version in self.registry.list_models(name=name, run_id=self.run_id):
+                    if version.trial_id == unit["trial_id"]:
+                        return version
+            return self.registry.register_model(name, **kwargs)
+
         return _retrying(
-            self.registry.register_model,
-            f"{key.dataset}-{key.model}",
+            register,
             artifact=result["artifact"],
             run_id=self.run_id,
             trial_id=unit["trial_id"],

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sklearn.datasets import load_iris
 
 import fleetlearn
+from fleetlearn.errors import RegistryUnavailableError
 from fleetlearn.insights import run_detail
 from fleetlearn.registry import Registry
+from fleetlearn.training import _execute
 
 pytestmark = pytest.mark.usefixtures("ray_session")
 
@@ -93,3 +96,32 @@ def test_a_unit_that_loses_every_attempt_fails_alone_with_each_attempt_named(
     retried = run_detail(Registry(), result.run_id).progress.retried
     assert [(r.unit, r.status, r.attempts) for r in retried] == [("cv0", "failed", 2),
                                                                 ("cv1", "failed", 2)]
+
+
+def test_a_registration_whose_answer_was_lost_is_not_registered_twice(
+        iris: Path, home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_execute, "JOURNAL_RETRY_S", (0.0, 0.0, 0.0))
+
+    class LosesFirstAnswer(Registry):
+        """Commits the first registration, then loses the answer (a dropped connection)."""
+
+        lost: list[int] = []
+
+        def register_model(self, name: str, **kwargs: Any) -> Any:
+            version = super().register_model(name, **kwargs)
+            if not self.lost:
+                self.lost.append(version.id)
+                raise RegistryUnavailableError("connection lost after the commit (test)")
+            return version
+
+    reg = LosesFirstAnswer(f"sqlite:///{tmp_path / 'r.db'}", artifact_dir=tmp_path / "a")
+    result = fleetlearn.train(iris, target="target", registry=reg, folds=2, seed=1,
+                              models=["decision_tree", "logistic_regression"], curves=False)
+    assert len(reg.lost) == 1  # the fault happened: one answer was lost
+    versions = reg.list_models(run_id=result.run_id)
+    # Nothing registered twice: one version 1 per model, the lost one among them.
+    assert sorted((v.name, v.version) for v in versions) == [
+        ("iris-decision_tree", 1), ("iris-logistic_regression", 1)]
+    assert reg.lost[0] in {v.id for v in versions}
+    assert sorted(m.id for m in result.models) == sorted(v.id for v in versions)
+    assert reg.get_run(result.run_id).status == "finished"
