@@ -19,6 +19,8 @@ from __future__ import annotations
 import logging
 import logging.config
 import os
+import sys
+import threading
 from typing import Any
 
 from pythonjsonlogger.core import RESERVED_ATTRS
@@ -146,8 +148,28 @@ def configure_logging(fmt: str, level: str = "info", *, text: bool = True) -> No
         logging.config.dictConfig(logging_config(fmt, level))
         logging.captureWarnings(True)
         route_ray_logs()
+        # An exception nobody caught: its traceback as one record, not as text lines.
+        sys.excepthook = _log_uncaught
+        threading.excepthook = _log_uncaught_in_thread
     elif text:
         logging.config.dictConfig(logging_config(fmt, level))
+
+
+def _log_uncaught(kind: type[BaseException], value: BaseException, tb: Any) -> None:
+    if issubclass(kind, KeyboardInterrupt):
+        sys.__excepthook__(kind, value, tb)
+        return
+    logging.getLogger("fleetlearn").critical("%s: %s", kind.__name__, value,
+                                             exc_info=(kind, value, tb))
+
+
+def _log_uncaught_in_thread(args: threading.ExceptHookArgs) -> None:
+    if args.exc_type is SystemExit:
+        return
+    logging.getLogger("fleetlearn").critical(
+        "%s in thread %s: %s", args.exc_type.__name__,
+        args.thread.name if args.thread else "?", args.exc_value,
+        exc_info=(args.exc_type, args.exc_value, args.exc_traceback))
 
 
 def route_ray_logs() -> None:
