@@ -141,7 +141,10 @@ def serve_command(
             "create' to require keys)")
     say(f"docs: {scheme}://{shown}:{port}/docs   Ctrl-C stops")
     if ray:
+        from fleetlearn.logs import stdout_as_logs
         from fleetlearn.serving import deploy, serve_forever  # imports Ray Serve
+
+        stdout_as_logs()  # Ray prints notices to stdout; in json mode they become records
 
         # SIGTERM while deploying: stop like Ctrl-C (deploy cleans up, exit 143); once
         # serving, serve_forever takes it over.

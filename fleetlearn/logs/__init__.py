@@ -22,6 +22,7 @@ from fleetlearn.logs._config import (
     logging_config,
     resolve_log_format,
     route_ray_logs,
+    stdout_as_logs,
     uvicorn_log_config,
 )
 from fleetlearn.logs._context import (
@@ -46,5 +47,6 @@ __all__ = [
     "request_started",
     "resolve_log_format",
     "route_ray_logs",
+    "stdout_as_logs",
     "uvicorn_log_config",
 ]

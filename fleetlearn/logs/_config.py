@@ -16,9 +16,11 @@ context ids come from :mod:`fleetlearn.logs._context`.
 
 from __future__ import annotations
 
+import io
 import logging
 import logging.config
 import os
+import re
 import sys
 import threading
 from typing import Any
@@ -31,7 +33,7 @@ from fleetlearn.logs._context import CONTEXT_FIELDS
 
 __all__ = ["LOG_FORMATS", "LOG_FORMAT_ENV", "JsonFormatter", "active_log_format",
            "configure_logging", "logging_config", "resolve_log_format", "route_ray_logs",
-           "uvicorn_log_config"]
+           "stdout_as_logs", "uvicorn_log_config"]
 
 LOG_FORMATS = ("text", "json")
 #: Read when ``--log-format`` is not given (the compose stack sets it to json).
@@ -170,6 +172,45 @@ def _log_uncaught_in_thread(args: threading.ExceptHookArgs) -> None:
         "%s in thread %s: %s", args.exc_type.__name__,
         args.thread.name if args.thread else "?", args.exc_value,
         exc_info=(args.exc_type, args.exc_value, args.exc_traceback))
+
+
+_ANSI_RE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+class _LineLogger(io.TextIOBase):
+    """A text stream whose every line becomes a log record (ANSI colours dropped)."""
+
+    def __init__(self, logger: str) -> None:
+        self.logger = logging.getLogger(logger)
+        self.pending = ""
+        self.lock = threading.Lock()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        with self.lock:
+            lines = (self.pending + text).split("\n")
+            self.pending = lines.pop()
+        for line in lines:
+            plain = _ANSI_RE.sub("", line).rstrip()
+            if plain:
+                self.logger.info(plain)
+        return len(text)
+
+    def flush(self) -> None:
+        with self.lock:
+            line, self.pending = self.pending, ""
+        if line.strip():
+            self.logger.info(_ANSI_RE.sub("", line).rstrip())
+
+
+def stdout_as_logs() -> None:
+    """In json mode, anything printed to ``sys.stdout`` becomes a log record (logger
+    ``stdout``): for commands whose stdout is no output of theirs (``serve``), where
+    Ray prints notices of its own ("(raylet) Task ... failed"). A no-op in text mode."""
+    if _active["format"] == "json" and not isinstance(sys.stdout, _LineLogger):
+        sys.stdout = _LineLogger("stdout")
 
 
 def route_ray_logs() -> None:

@@ -398,7 +398,10 @@ def deploy(settings: ServeSettings, replicas: int = 1, max_replicas: int | None 
         route_ray_logs()
         app = FleetlearnReplica.options(**options).bind(payload, batching)
         start = time.monotonic()
-        handle = serve.run(app, name=APP_NAME, route_prefix="/")
+        # The replicas' own logs (their files in Ray's log folder) in the same format;
+        # serve.start's logging_config covers the controller and proxies only.
+        handle = serve.run(app, name=APP_NAME, route_prefix="/",
+                           logging_config=encoding or None)
         log.info("Ray Serve app '%s' running with %d replica(s) after %.1f s", APP_NAME,
                  replicas, time.monotonic() - start)
     except BaseException as exc:

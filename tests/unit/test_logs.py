@@ -196,3 +196,34 @@ def test_an_error_in_json_mode_is_one_json_line(tmp_path: Path) -> None:
     assert (record["level"], record["logger"]) == ("ERROR", "fleetlearn.cli")
     assert "missing.csv" in record["message"]
     assert record["error"] == "DataFileNotFoundError"
+
+
+def test_join_in_json_relays_what_ray_start_prints_and_passes_sigterm_on(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """``cluster join --log-format json`` runs ``ray start`` as a child: here a real
+    child that prints on both streams, then waits for SIGTERM like ``--block``."""
+    import signal
+    import threading
+
+    from fleetlearn.cluster._join import _relayed
+
+    child = ("import signal, sys, time\n"
+             "signal.signal(signal.SIGTERM, lambda *a: sys.exit(7))\n"
+             "print('\\x1b[1mLocal node IP\\x1b[0m: 127.0.0.5', flush=True)\n"
+             "print('Ray runtime started.', file=sys.stderr, flush=True)\n"
+             "time.sleep(120)\n")
+    caplog.set_level(logging.INFO, logger="ray.start")
+    before = signal.getsignal(signal.SIGTERM)
+    timer = threading.Timer(3.0, os.kill, args=(os.getpid(), signal.SIGTERM))
+    timer.start()
+    try:
+        code = _relayed([sys.executable, "-c", child])
+    finally:
+        timer.cancel()
+    assert code == 7  # the child got the SIGTERM and chose its exit code
+    lines = [(r.getMessage(), getattr(r, "stream", None)) for r in caplog.records
+             if r.name == "ray.start"]
+    assert ("Local node IP: 127.0.0.5", "stdout") in lines  # colours stripped
+    assert ("Ray runtime started.", "stderr") in lines
+    assert lines[-1] == ("ray start exited with code 7", None)
+    assert signal.getsignal(signal.SIGTERM) is before  # the forwarding handler is gone
