@@ -209,6 +209,7 @@ def test_a_launched_driver_inherits_json(tmp_path: Path, monkeypatch: pytest.Mon
     assert child.proc.wait(timeout=300) == 2
     child.done.wait(30)
     assert "--log-format json" in " ".join(child.proc.args)
+    assert (tmp_path / "runs" / f"{child.run_id}.out").exists()  # stdout kept apart
     records = _json_lines(child.log.read_text())
     assert all(r["run_id"] == child.run_id for r in records if "run_id" in r)
     errors = [r for r in records if r["level"] == "ERROR"]

@@ -227,3 +227,19 @@ def test_join_in_json_relays_what_ray_start_prints_and_passes_sigterm_on(
     assert ("Ray runtime started.", "stderr") in lines
     assert lines[-1] == ("ray start exited with code 7", None)
     assert signal.getsignal(signal.SIGTERM) is before  # the forwarding handler is gone
+
+
+def test_what_ray_prints_to_stdout_becomes_records(caplog: pytest.LogCaptureFixture) -> None:
+    """``serve --ray`` in json mode: a print (Ray's '(raylet) ...' notices) is a record."""
+    from fleetlearn.logs._config import _LineLogger
+
+    caplog.set_level(logging.INFO, logger="stdout")
+    stream = _LineLogger("stdout")
+    print("\x1b[33m(raylet)\x1b[0m Task ServeController.graceful_shutdown failed.", file=stream)
+    stream.write("half a line, ")
+    stream.write("then the rest\n\n")
+    stream.write("no newline yet")
+    stream.flush()
+    assert [r.getMessage() for r in caplog.records if r.name == "stdout"] == [
+        "(raylet) Task ServeController.graceful_shutdown failed.",
+        "half a line, then the rest", "no newline yet"]
