@@ -218,6 +218,7 @@ _STATUS_TEXT = {
     503: "The registry (or the cluster) is not reachable, or the server is not ready.",
 }
 _ERROR_REF = {"$ref": "#/components/schemas/ErrorBody"}
+_REQUEST_ID_REF = {"$ref": "#/components/headers/RequestId"}
 
 
 def api_routes(app: FastAPI) -> list[Any]:
@@ -275,6 +276,11 @@ def _openapi_with_errors(app: FastAPI) -> Callable[[], dict[str, Any]]:
         schemas["ErrorBody"] = body
         for name in ("HTTPValidationError", "ValidationError"):
             schemas.pop(name, None)
+        spec["components"]["headers"] = {"RequestId": {
+            "description": "The request's id: the client's X-Request-ID when it is 1-128 of "
+                           "A-Z a-z 0-9 . _ : -, else a new one. The server's log lines for "
+                           "the request carry it as request_id.",
+            "schema": {"type": "string"}}}
         spec["components"]["securitySchemes"] = {"bearer": {
             "type": "http", "scheme": "bearer",
             "description": "An API key from 'fleetlearn keys create'."}}
@@ -292,6 +298,8 @@ def _openapi_with_errors(app: FastAPI) -> Callable[[], dict[str, Any]]:
                     if entry.get("description") in (None, "Validation Error"):
                         entry["description"] = _STATUS_TEXT.get(status, "Error.")
                     entry["content"] = {"application/json": {"schema": _ERROR_REF}}
+                for entry in responses.values():  # every answer carries its request id
+                    entry.setdefault("headers", {})["X-Request-ID"] = _REQUEST_ID_REF
                 if role_of(route) is not None:
                     operation["security"] = [{"bearer": []}]
                     operation["x-fleetlearn-role"] = role_of(route)
