@@ -8,7 +8,9 @@ error answers fleetlearn's one body (:class:`~fleetlearn.api.errors.ErrorBody`).
 from __future__ import annotations
 
 import logging
+import re
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from importlib.resources import files
@@ -20,6 +22,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, Response
 from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.staticfiles import StaticFiles
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
 
@@ -46,11 +49,50 @@ from fleetlearn.api.routes import (
     stats,
 )
 from fleetlearn.errors import FleetlearnError
+from fleetlearn.logs import log_context
 from fleetlearn.serving import ServeSettings, ServingState
 
 __all__ = ["api_routes", "create_app", "role_of"]
 
 log = logging.getLogger("fleetlearn.serving")
+
+
+#: An ``X-Request-ID`` a client sends is kept when it looks like an id (a proxy's, a
+#: trace's); anything else is replaced, so a log line never carries a client's text.
+_REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+class _RequestId:
+    """ASGI middleware, outermost: every request gets an id, in the log context (every
+    log line made while it is served carries ``request_id``, the access line too) and
+    in the ``X-Request-ID`` response header.
+
+    Outermost, around Starlette's ServerErrorMiddleware (see :func:`create_app`): an
+    unexpected error's 500 still carries the id, and its log line too.
+    """
+
+    def __init__(self, app: Any, header: bool = True) -> None:
+        self.app = app
+        self.header = header
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        given = Headers(scope=scope).get("x-request-id", "")
+        request_id = given if _REQUEST_ID_RE.fullmatch(given) else uuid.uuid4().hex
+
+        async def send_with_id(message: dict) -> None:
+            if message["type"] == "http.response.start" and self.header:
+                headers = MutableHeaders(scope=message)
+                if "x-request-id" not in headers:
+                    headers.append("X-Request-ID", request_id)
+            await send(message)
+
+        scope.setdefault("state", {})["request_id"] = request_id
+        with log_context(request_id=request_id, started=started):
+            await self.app(scope, receive, send_with_id)
 
 
 class _Instrument:
@@ -176,6 +218,7 @@ _STATUS_TEXT = {
     503: "The registry (or the cluster) is not reachable, or the server is not ready.",
 }
 _ERROR_REF = {"$ref": "#/components/schemas/ErrorBody"}
+_REQUEST_ID_REF = {"$ref": "#/components/headers/RequestId"}
 
 
 def api_routes(app: FastAPI) -> list[Any]:
@@ -233,6 +276,11 @@ def _openapi_with_errors(app: FastAPI) -> Callable[[], dict[str, Any]]:
         schemas["ErrorBody"] = body
         for name in ("HTTPValidationError", "ValidationError"):
             schemas.pop(name, None)
+        spec["components"]["headers"] = {"RequestId": {
+            "description": "The request's id: the client's X-Request-ID when it is 1-128 of "
+                           "A-Z a-z 0-9 . _ : -, else a new one. The server's log lines for "
+                           "the request carry it as request_id.",
+            "schema": {"type": "string"}}}
         spec["components"]["securitySchemes"] = {"bearer": {
             "type": "http", "scheme": "bearer",
             "description": "An API key from 'fleetlearn keys create'."}}
@@ -250,6 +298,8 @@ def _openapi_with_errors(app: FastAPI) -> Callable[[], dict[str, Any]]:
                     if entry.get("description") in (None, "Validation Error"):
                         entry["description"] = _STATUS_TEXT.get(status, "Error.")
                     entry["content"] = {"application/json": {"schema": _ERROR_REF}}
+                for entry in responses.values():  # every answer carries its request id
+                    entry.setdefault("headers", {})["X-Request-ID"] = _REQUEST_ID_REF
                 if role_of(route) is not None:
                     operation["security"] = [{"bearer": []}]
                     operation["x-fleetlearn-role"] = role_of(route)
@@ -260,7 +310,8 @@ def _openapi_with_errors(app: FastAPI) -> Callable[[], dict[str, Any]]:
 
 
 def create_app(settings: ServeSettings | None = None, state: ServingState | None = None,
-               extra_routers: list[APIRouter] | None = None, training: bool = True) -> FastAPI:
+               extra_routers: list[APIRouter] | None = None, training: bool = True,
+               request_id_header: bool = True) -> FastAPI:
     """Build the fleetlearn REST API.
 
     Parameters
@@ -275,6 +326,10 @@ def create_app(settings: ServeSettings | None = None, state: ServingState | None
         Mount uploads and starting, cancelling and resuming runs. Ray Serve replicas
         pass False: they predict and read, and never keep uploads on their own disk or
         spawn a training driver.
+    request_id_header : bool, default True
+        Answer ``X-Request-ID`` (the client's, or a new one). Ray Serve replicas pass
+        False: Ray's proxy gives every request an ``x-request-id`` (which the app
+        logs) and answers it itself.
 
     Examples
     --------
@@ -326,6 +381,11 @@ def create_app(settings: ServeSettings | None = None, state: ServingState | None
     for router in (*routers, *(extra_routers or [])):
         app.include_router(router)
     app.add_middleware(_Instrument)
+    # Around the whole stack, ServerErrorMiddleware included (add_middleware stays
+    # inside it): build_middleware_stack is what Starlette calls on the first request.
+    build = app.build_middleware_stack
+    app.build_middleware_stack = lambda: _RequestId(  # type: ignore[method-assign]
+        build(), header=request_id_header)
     _handlers(app)
     app.openapi = _openapi_with_errors(app)  # type: ignore[method-assign]
     return app

@@ -14,7 +14,7 @@ import typer
 
 from fleetlearn import __version__
 from fleetlearn.cli import catalog, keys, models, runs, serve, train
-from fleetlearn.cli._common import interrupted_message
+from fleetlearn.cli._common import interrupted_message, json_logs
 from fleetlearn.errors import FleetlearnError
 
 __all__ = ["app", "main"]
@@ -46,8 +46,21 @@ def version() -> None:
 
 
 def _interrupted(exc: BaseException) -> int:
-    print(interrupted_message(exc), file=sys.stderr)
+    _say_error(interrupted_message(exc), exc, prefix="")
     return getattr(exc, "exit_code", 130)  # 143 for SIGTERM (errors.Terminated)
+
+
+def _say_error(message: str, exc: BaseException, prefix: str = "error: ") -> None:
+    """The one line a failed command ends with: plain, or a JSON record in json mode
+    (with the run id when the error knows it, and the error's type)."""
+    if json_logs():
+        import logging
+
+        run_id = getattr(exc, "run_id", None) or getattr(exc.__cause__, "run_id", None)
+        extra = {"error": type(exc).__name__, **({"run_id": run_id} if run_id else {})}
+        logging.getLogger("fleetlearn.cli").error(message, extra=extra)
+        return
+    print(f"{prefix}{message}", file=sys.stderr)
 
 
 def _click_errors(name: str) -> tuple[type[BaseException], ...]:
@@ -74,8 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = command.main(args=argv, prog_name="fleetlearn", standalone_mode=False)
     except FleetlearnError as exc:
-        message = " ".join(str(exc).split())
-        print(f"error: {message}", file=sys.stderr)
+        _say_error(" ".join(str(exc).split()), exc)
         return 2
     except (KeyboardInterrupt, *_ABORT) as exc:
         return _interrupted(exc)

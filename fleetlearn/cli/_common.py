@@ -26,6 +26,48 @@ ApiKeyOpt = Annotated[str | None, typer.Option(
     help="API key for --url; $FLEETLEARN_API_KEY by default.")]
 #: ``--json``, for scripts.
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+#: ``--log-format``, on every long-running command.
+LogFormatOpt = Annotated[str | None, typer.Option(
+    "--log-format", metavar="text|json",
+    help="text: for people (default). json: one JSON object a line on stderr (time, "
+         "level, logger, message, run/model/request ids) for a log collector; progress "
+         "becomes log lines. $FLEETLEARN_LOG_FORMAT when not given.")]
+
+
+def setup_logs(flag: str | None, level: str = "info", *, text: bool = False) -> str:
+    """Resolve ``--log-format`` (flag > $FLEETLEARN_LOG_FORMAT > text) and configure
+    logging with it; return the format. ``text=True``: also write plain log lines in
+    text mode (``serve`` does; ``train`` leaves logging as Python has it)."""
+    # Imported on use: fleetlearn.logs loads python-json-logger.
+    from fleetlearn.logs import configure_logging, resolve_log_format
+
+    fmt = resolve_log_format(flag)
+    configure_logging(fmt, level, text=text)
+    return fmt
+
+
+def json_logs() -> bool:
+    """Whether this process writes JSON log lines (``--log-format json``)."""
+    import sys
+
+    logs = sys.modules.get("fleetlearn.logs")
+    return logs is not None and logs.active_log_format() == "json"
+
+
+def note(text: str, *, level: str = "info", logger: str = "fleetlearn.cli",
+         **fields: Any) -> None:
+    """A message for the person running the command: Rich on stderr, or a log record
+    in json mode (``fields`` become its fields; Rich markup is stripped)."""
+    if json_logs():
+        import logging
+
+        from rich.text import Text
+
+        plain = Text.from_markup(text).plain
+        logging.getLogger(logger).log(logging.getLevelNamesMapping()[level.upper()], plain,
+                                      extra=fields)
+    else:
+        err_console.print(text, highlight=False)
 
 
 def print_json(data: Any) -> None:

@@ -1,6 +1,9 @@
-"""The live progress display of a training run (Rich)."""
+"""The progress of a training run: live Rich bars, or log records in json mode."""
 
 from __future__ import annotations
+
+import logging
+from typing import Any
 
 from rich.console import Console
 from rich.progress import (
@@ -75,3 +78,45 @@ class RunProgress:
             if best:
                 label = f"best {best[0]} {event.metrics[name]}={best[1]:.4f}"
             self.progress.update(task_id, completed=event.dataset_done.get(name, 0), best=label)
+
+
+class LoggedProgress:
+    """The progress of a run as log records (``--log-format json``), one per event.
+
+    Logger ``fleetlearn.training.progress``; fields ``event`` (start, unit, finish),
+    ``done``, ``total``, and for a unit ``dataset``, ``estimator``, ``unit``, ``status``
+    (a failed unit: level WARNING, with ``error``), and ``best`` (dataset -> model,
+    metric, score so far). The run id comes from the log context.
+    """
+
+    def __init__(self) -> None:
+        self.log = logging.getLogger("fleetlearn.training.progress")
+
+    def update(self, event: ProgressEvent) -> None:
+        fields: dict[str, Any] = {"event": event.kind, "done": event.done,
+                                  "total": event.total, "run_id": event.run_id}
+        level = logging.INFO
+        if event.kind == "start":
+            message = (f"run {event.run_id}: {event.total} units "
+                       f"({len(event.dataset_total)} dataset(s))")
+            if event.resumed:
+                message += f", resuming: {event.resumed} already done"
+                fields["resumed"] = event.resumed
+        elif event.kind == "finish":
+            message = f"run {event.run_id}: {event.done} of {event.total} units done"
+        else:
+            unit = event.unit
+            where = f"{unit.dataset}/{unit.model}/{unit.unit}" if unit else "unit"
+            message = f"{where} {event.status} ({event.done}/{event.total})"
+            if unit is not None:
+                fields.update(dataset=unit.dataset, estimator=unit.model, unit=unit.unit)
+            fields["status"] = event.status
+            if event.status == "failed":
+                level = logging.WARNING
+                fields["error"] = first_line(event.error) or "unknown error"
+                message += f": {fields['error']}"
+        if event.best:
+            fields["best"] = {name: {"model": model, "metric": event.metrics.get(name),
+                                     "score": score}
+                              for name, (model, score) in event.best.items()}
+        self.log.log(level, message, extra=fields)

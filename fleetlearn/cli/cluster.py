@@ -16,7 +16,15 @@ from typing import Annotated
 import psutil
 import typer
 
-from fleetlearn.cli._common import JsonOpt, console, err_console, print_json, rows_table
+from fleetlearn.cli._common import (
+    JsonOpt,
+    LogFormatOpt,
+    console,
+    note,
+    print_json,
+    rows_table,
+    setup_logs,
+)
 from fleetlearn.cluster import (
     STOP_GRACE_S,
     LocalCluster,
@@ -68,8 +76,10 @@ def up_command(
     timeout: Annotated[float, typer.Option(help="Seconds to wait for every node.")] = 180.0,
     folder: DirOpt = None,
     json_out: JsonOpt = False,
+    log_format: LogFormatOpt = None,
 ) -> None:
     """Start a head and N workers in the background; wait until all are alive."""
+    setup_logs(log_format)
     if workers < 0:
         raise ConfigError(f"The 'workers' option must be an int in the range [0, inf). "
                           f"Got {workers} instead.")
@@ -82,11 +92,11 @@ def up_command(
     cluster = LocalCluster(folder, options=options, redis_url=redis, head_ip=head_ip,
                            ip_prefix=ip_prefix, port=port)
     cluster.preflight()
-    progress = None if json_out else (lambda text: err_console.print(f"  {text}",
-                                                                     highlight=False))
+    progress = None if json_out else (lambda text: note(f"  {text}",
+                                                        logger="fleetlearn.cluster"))
     if not json_out:
-        err_console.print(f"starting a head and {workers} worker(s) in {cluster.folder} ...",
-                          highlight=False)
+        note(f"starting a head and {workers} worker(s) in {cluster.folder} ...",
+             logger="fleetlearn.cluster")
     state = cluster.up(workers, timeout=timeout, on_progress=progress)
     record = status_record(cluster.view(), state)
     if json_out:
@@ -168,12 +178,18 @@ def join_command(
         help="This node's IP as the cluster sees it.")] = None,
     timeout: Annotated[float, typer.Option(
         help="Seconds to wait for the head (retried with backoff).")] = 300.0,
+    log_format: LogFormatOpt = None,
 ) -> None:
     """Wait for the head, then run 'ray start --address ... --block' (extra arguments
     after -- go to ray start)."""
-    def waiting(addr: str, delay: float) -> None:
-        err_console.print(f"waiting for the head at {addr} (retry in {delay:.2g} s)",
-                          highlight=False)
+    fmt = setup_logs(log_format)
 
-    join(address, address_file=address_file, node_ip=node_ip_address,
-         ray_args=list(ctx.args), timeout=timeout, on_wait=waiting)
+    def waiting(addr: str, delay: float) -> None:
+        note(f"waiting for the head at {addr} (retry in {delay:.2g} s)",
+             logger="fleetlearn.cluster", address=addr, retry_in_s=delay)
+
+    code = join(address, address_file=address_file, node_ip=node_ip_address,
+                ray_args=list(ctx.args), timeout=timeout, on_wait=waiting,
+                relay_logs=fmt == "json")
+    if code:
+        raise typer.Exit(code)

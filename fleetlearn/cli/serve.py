@@ -7,6 +7,7 @@ modules, so a top-level import would make each of them pay for all the others.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -16,7 +17,7 @@ from typing import Annotated, Any
 
 import typer
 
-from fleetlearn.cli._common import console
+from fleetlearn.cli._common import LogFormatOpt, console, setup_logs
 from fleetlearn.errors import ConfigError, Terminated
 
 # The options that are ServeSettings fields: {parameter: (field, option as typed)}.
@@ -82,13 +83,18 @@ def serve_command(
         help="With --ray: autoscale up to this many replicas (default: --replicas).")] = None,
     address: Annotated[str | None, typer.Option(
         help="With --ray: Ray cluster HOST:PORT to join; embedded local Ray by default.")] = None,
+    log_format: LogFormatOpt = None,
 ) -> None:
     """Serve the registry's models over HTTP (FastAPI + uvicorn, or Ray Serve with --ray);
     Ctrl-C stops. Each setting also reads FLEETLEARN_SERVE_<NAME> (e.g.
     FLEETLEARN_SERVE_MAX_ROWS); an option typed wins over it."""
+    # First: every message after this one, errors included, is written in this format.
+    fmt = setup_logs(log_format, log_level, text=True)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     import uvicorn
 
     from fleetlearn.api import create_app
+    from fleetlearn.logs import uvicorn_log_config
     from fleetlearn.serving import ServeSettings, ServingState, is_loopback, keys_required
 
     if not ray and (replicas != 1 or max_replicas is not None or address is not None):
@@ -108,8 +114,6 @@ def serve_command(
     settings = ServeSettings(_flags={name: flag for name, flag in SETTINGS_OPTIONS.values()},
                              **given_settings(ctx, options))
     host, port = settings.host, settings.port  # the environment may have set them
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
     from fleetlearn.registry import Registry
 
     # Cluster mode: every replica builds its own state; the driver only checks the registry.
@@ -122,7 +126,10 @@ def serve_command(
             "127.0.0.1."
         )
     def say(text: str) -> None:
-        console.print(text, highlight=False, soft_wrap=True)
+        if fmt == "json":  # a log collector reads stdout too: log records only
+            logging.getLogger("fleetlearn.serving").info(text)
+        else:
+            console.print(text, highlight=False, soft_wrap=True)
 
     scheme = "https" if tls_cert else "http"
     shown = f"[{host}]" if ":" in host else host
@@ -134,7 +141,10 @@ def serve_command(
             "create' to require keys)")
     say(f"docs: {scheme}://{shown}:{port}/docs   Ctrl-C stops")
     if ray:
+        from fleetlearn.logs import stdout_as_logs
         from fleetlearn.serving import deploy, serve_forever  # imports Ray Serve
+
+        stdout_as_logs()  # Ray prints notices to stdout; in json mode they become records
 
         # SIGTERM while deploying: stop like Ctrl-C (deploy cleans up, exit 143); once
         # serving, serve_forever takes it over.
@@ -146,10 +156,14 @@ def serve_command(
 
         signal.signal(signal.SIGTERM, on_sigterm)
         try:
-            with console.status(f"deploying {replicas} replica(s) on Ray Serve ..."):
+            status = f"deploying {replicas} replica(s) on Ray Serve ..."
+            if fmt == "json":
+                say(status)
+            with (console.status(status) if fmt == "text" else contextlib.nullcontext()):
                 running = deploy(settings, replicas, max_replicas, address,
                                  tls_cert=str(tls_cert) if tls_cert else None,
-                                 tls_key=str(tls_key) if tls_key else None)
+                                 tls_key=str(tls_key) if tls_key else None,
+                                 log_format=fmt)
         except KeyboardInterrupt as exc:
             if terminated:  # Ray's code may re-raise it as a plain KeyboardInterrupt
                 raise Terminated from exc
@@ -167,6 +181,9 @@ def serve_command(
         sys.stderr.flush()
         os._exit(0)
     app = create_app(settings, state=ServingState(settings, registry=reg))
+    # json: uvicorn's loggers through fleetlearn's JSON handler; text: uvicorn's own.
+    logs = {"log_config": uvicorn_log_config(fmt, log_level)} if fmt == "json" else {}
     uvicorn.run(app, host=host, port=port, log_level=log_level.lower(), access_log=access_log,
                 loop="auto", http="auto", ssl_certfile=str(tls_cert) if tls_cert else None,
-                ssl_keyfile=str(tls_key) if tls_key else None, timeout_graceful_shutdown=5)
+                ssl_keyfile=str(tls_key) if tls_key else None, timeout_graceful_shutdown=5,
+                **logs)

@@ -23,7 +23,15 @@ import annotated_types
 import pandas as pd
 import typer
 
-from fleetlearn.cli._common import console, err_console, interrupted_message, print_json
+from fleetlearn.cli._common import (
+    LogFormatOpt,
+    console,
+    interrupted_message,
+    json_logs,
+    note,
+    print_json,
+    setup_logs,
+)
 from fleetlearn.config import fleetlearn_home
 from fleetlearn.errors import ConfigError, Terminated
 
@@ -129,8 +137,14 @@ def train_command(
     run_id: Annotated[str | None, typer.Option(
         "--run-id", hidden=True, help="Id of the new run (12 hex characters); the REST API "
         "picks it so it can answer before the run is written.")] = None,
+    log_format: LogFormatOpt = None,
 ) -> None:
     """Train models on one or more tables in parallel on Ray, register them, rank them."""
+    setup_logs(log_format)
+    if resume or run_id:
+        from fleetlearn.logs import bind_log_context
+
+        bind_log_context(run_id=resume or run_id)
     typed = {"models": list(model) if model else None, "folds": folds, "test_size": test_size,
              "metric": metric, "seed": seed, "schedule": schedule, "curves": curves,
              "final_fit": final_fit, "max_retries": max_retries,
@@ -218,7 +232,8 @@ def run_training(config: RunOptions | None, *, registry: str | None, address: st
     except KeyboardInterrupt as exc:
         # Typer would turn this into a bare exit 130; say which run stopped and how to go on.
         # 130 after Ctrl-C, 143 after SIGTERM (128 + the signal, as a shell reports it).
-        err_console.print(interrupted_message(exc))
+        note(interrupted_message(exc), level="warning",
+             **({"run_id": exc.run_id} if getattr(exc, "run_id", None) else {}))
         raise typer.Exit(getattr(exc, "exit_code", 130)) from exc
 
 
@@ -232,6 +247,12 @@ def _run_training(config: RunOptions | None, *, registry: str | None, address: s
     if quiet:
         return train_run(config, registry=registry, address=address, resume=resume,
                          run_id=run_id)
+    if json_logs():
+        # A log collector gets parseable lines only: progress as log records, no bars.
+        from fleetlearn.cli._progress import LoggedProgress
+
+        return train_run(config, registry=registry, address=address, resume=resume,
+                         on_progress=LoggedProgress().update, run_id=run_id)
     with console.status("starting Ray and loading data..."):
         # The status spinner stops at the first progress event.
         holder: dict[str, Any] = {}
@@ -252,8 +273,9 @@ def _run_training(config: RunOptions | None, *, registry: str | None, address: s
 
 
 def show_result(result: Any) -> None:
+    ids = {"run_id": result.run_id}
     for warning in result.warnings:
-        err_console.print(f"[yellow]note:[/] {warning}")
+        note(f"[yellow]note:[/] {warning}", level="warning", **ids)
     # Imported on use, as fleetlearn.cli registers 'compare' (it loads the statistics).
     from fleetlearn.cli.compare import TIED_NOTE, leaderboard_tables
 
@@ -262,11 +284,11 @@ def show_result(result: Any) -> None:
     if "tied_with_best" in result.leaderboard:
         console.print(TIED_NOTE.format(alpha=0.05), style="dim", highlight=False)
     if result.failed:
-        err_console.print(f"[yellow]{len(result.failed)} unit(s) failed[/]; details: "
-                          f"fleetlearn runs show {result.run_id}")
+        note(f"[yellow]{len(result.failed)} unit(s) failed[/]; details: "
+             f"fleetlearn runs show {result.run_id}", level="warning", **ids)
     if result.retried:
-        err_console.print(f"{len(result.retried)} unit(s) ran again after a lost worker or "
-                          f"node; details: fleetlearn runs show {result.run_id}")
+        note(f"{len(result.retried)} unit(s) ran again after a lost worker or "
+             f"node; details: fleetlearn runs show {result.run_id}", level="warning", **ids)
     console.print(
         f"run [bold]{result.run_id}[/] finished in {result.elapsed_s:.1f} s; "
         f"{len(result.models)} model version(s) registered (fleetlearn models list)."

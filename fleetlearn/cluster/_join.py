@@ -12,12 +12,19 @@ shared state with the head beyond the address, which is what a container needs.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import re
+import signal
 import socket
+import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from fleetlearn.cluster._state import (
     ADDRESS_ENV,
@@ -135,16 +142,63 @@ def ray_executable() -> str:
 
 def join(address: str | None = None, *, address_file: Path | str | None = None,
          node_ip: str | None = None, ray_args: list[str] | None = None,
-         timeout: float = 120.0, on_wait: Callable[[str, float], None] | None = None) -> None:
+         timeout: float = 120.0, on_wait: Callable[[str, float], None] | None = None,
+         relay_logs: bool = False) -> int:
     """Wait for the head, then replace this process with ``ray start --address A --block``.
 
     Never returns (``os.execv``); raises ClusterError when no head answers in time.
+    ``relay_logs=True`` (``--log-format json``): ``ray start`` runs as a child instead,
+    each line it prints becomes a log record (logger ``ray.start``), SIGTERM and SIGINT
+    are passed on to it, and its exit code is returned.
     """
     found = wait_for_head(address, address_file, timeout, on_wait=on_wait)
     argv = [ray_executable(), "start", "--address", found, "--block", "--disable-usage-stats"]
     if node_ip:
         argv += ["--node-ip-address", node_ip]
     argv += list(ray_args or [])
+    if relay_logs:
+        return _relayed(argv)
     sys.stdout.flush()
     sys.stderr.flush()
     os.execv(argv[0], argv) if os.path.isabs(argv[0]) else os.execvp(argv[0], argv)
+    return 0  # not reached: execv does not return
+
+
+def _relayed(argv: list[str]) -> int:
+    """Run ``argv`` with its output turned into log records; pass signals on to it.
+
+    ``ray start`` prints for people and has no JSON output; a log collector reading
+    this process must get log records only.
+    """
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            stdin=subprocess.DEVNULL)
+
+    def forward(signum: int, frame: object) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
+    logger = logging.getLogger("ray.start")
+
+    def pump(stream: Any, name: str) -> None:
+        for raw in iter(stream.readline, b""):
+            line = raw.decode("utf-8", "replace").rstrip()
+            if line.strip():
+                logger.info(_ANSI_RE.sub("", line), extra={"stream": name})
+
+    pumps = [threading.Thread(target=pump, args=(proc.stdout, "stdout"), daemon=True),
+             threading.Thread(target=pump, args=(proc.stderr, "stderr"), daemon=True)]
+    for thread in pumps:
+        thread.start()
+    try:
+        code = proc.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    for thread in pumps:
+        thread.join(5)
+    logger.info("ray start exited with code %d", code, extra={"exit_code": code})
+    return code if code >= 0 else 128 - code
+
+
+_ANSI_RE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")

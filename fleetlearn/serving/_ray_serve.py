@@ -62,6 +62,7 @@ from fleetlearn.api import create_app
 from fleetlearn.config import default_artifact_dir, default_registry_url
 from fleetlearn.data import Rows
 from fleetlearn.errors import ClusterError, ConfigError
+from fleetlearn.logs import route_ray_logs
 from fleetlearn.model import Prediction, Predictor
 from fleetlearn.serving._batch import MicroBatcher
 from fleetlearn.serving._settings import ServeSettings
@@ -163,7 +164,8 @@ class FleetlearnReplica:
     def __serve_build_asgi_app__(self) -> Any:
         # Predictions and reads only: a replica never spawns a training driver or keeps
         # an upload on its own disk (those routes live on `fleetlearn serve` without --ray).
-        return create_app(self.settings, state=self.state, training=False)
+        return create_app(self.settings, state=self.state, training=False,
+                          request_id_header=False)
 
     async def _submit(self, item: _BatchItem) -> Prediction:
         # Ray's queue forms the next batch on a timer, even while the previous one
@@ -336,7 +338,7 @@ def deploy(settings: ServeSettings, replicas: int = 1, max_replicas: int | None 
            address: str | None = None, *, batching: str = "micro",
            target_ongoing_requests: float = TARGET_ONGOING_REQUESTS,
            num_cpus: float = 1.0, tls_cert: str | None = None,
-           tls_key: str | None = None) -> ClusterServing:
+           tls_key: str | None = None, log_format: str = "text") -> ClusterServing:
     """Deploy the fleetlearn API on Ray Serve and wait until every replica answers.
 
     Parameters
@@ -359,6 +361,10 @@ def deploy(settings: ServeSettings, replicas: int = 1, max_replicas: int | None 
         CPUs Ray reserves for each replica.
     tls_cert, tls_key : str, optional
         Serve HTTPS from the proxy.
+    log_format : {"text", "json"}
+        json: Ray Serve writes its controller's, proxies' and replicas' logs (in Ray's
+        log folder) as JSON (``LoggingConfig(encoding="JSON")``), and this driver's
+        Ray records go through fleetlearn's JSON handler.
 
     Returns
     -------
@@ -387,10 +393,15 @@ def deploy(settings: ServeSettings, replicas: int = 1, max_replicas: int | None 
     # interleave with fleetlearn's output; the replicas' own logs stay in Ray's log folder.
     logging.getLogger("ray.serve").setLevel(logging.WARNING)
     try:
-        serve.start(http_options=http, logging_config={"log_level": "WARNING"})
+        encoding = {"encoding": "JSON"} if log_format == "json" else {}
+        serve.start(http_options=http, logging_config={"log_level": "WARNING", **encoding})
+        route_ray_logs()
         app = FleetlearnReplica.options(**options).bind(payload, batching)
         start = time.monotonic()
-        handle = serve.run(app, name=APP_NAME, route_prefix="/")
+        # The replicas' own logs (their files in Ray's log folder) in the same format;
+        # serve.start's logging_config covers the controller and proxies only.
+        handle = serve.run(app, name=APP_NAME, route_prefix="/",
+                           logging_config=encoding or None)
         log.info("Ray Serve app '%s' running with %d replica(s) after %.1f s", APP_NAME,
                  replicas, time.monotonic() - start)
     except BaseException as exc:

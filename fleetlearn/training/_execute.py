@@ -34,6 +34,7 @@ from fleetlearn.catalog import ModelSpec, default_models, resolve_model, resolve
 from fleetlearn.data import Dataset, check_folds, load_dataset
 from fleetlearn.errors import ConfigError, RegistryUnavailableError, Terminated
 from fleetlearn.evaluation import PRIMARY_METRIC, check_metric, greater_is_better
+from fleetlearn.logs import bind_log_context, log_context
 from fleetlearn.registry import ModelVersion, Registry, validate_model_name
 from fleetlearn.training._launcher import RETRIES_LEFT_ENV
 from fleetlearn.training._options import DatasetOptions, ModelEntry, RunOptions, dataset_configs
@@ -301,6 +302,14 @@ def train_run(
     ``run_id`` (12 lowercase hex characters) names a new run up front: the REST API
     answers with it before the training process has written the run.
     """
+    # Every log record of the run carries its id (known here, or once it is recorded).
+    with log_context(run_id=resume or run_id):
+        return _train_run(config, registry, address, on_progress, resume, run_id)
+
+
+def _train_run(config: RunOptions | None, registry: Registry | str | None,
+               address: str | None, on_progress: ProgressCallback | None,
+               resume: str | None, run_id: str | None) -> TrainResult:
     started = time.perf_counter()
     if resume is not None and run_id is not None:
         raise ConfigError("A resumed run keeps its id: give either resume or run_id, not both.")
@@ -411,6 +420,7 @@ class _RunDriver:
         else:
             run = reg.set_run_status(resume, "running")
         run_id = run.id
+        bind_log_context(run_id=run_id)
 
         if resume is not None:
             recorded = {d.name: d for d in reg.run_datasets(run_id)}

@@ -40,6 +40,7 @@ anyway). A resumed run trains only the units its journal lacks.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import re
@@ -55,10 +56,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import orjson
 import psutil
 import yaml
 
 from fleetlearn.errors import ConflictError, FleetlearnError, NotFoundError
+from fleetlearn.logs import active_log_format, log_context
 
 if TYPE_CHECKING:
     from fleetlearn.registry import Launch, Registry, Run
@@ -100,6 +103,24 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+def _plain_lines(line: str) -> list[str]:
+    """A log line as text: a JSON record (``--log-format json``) becomes its message,
+    ``error: ...`` when the CLI's final error, then its traceback's lines."""
+    if not line.startswith("{"):
+        return [line]
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return [line]
+    if not isinstance(record, dict) or "message" not in record:
+        return [line]
+    message = str(record["message"])
+    if record.get("logger") == "fleetlearn.cli" and record.get("level") == "ERROR":
+        message = f"error: {message}"
+    trace = [t.strip() for t in str(record.get("exc_info") or "").splitlines() if t.strip()]
+    return [message, *trace]
+
+
 def last_error(log_path: Path) -> str | None:
     """The line of a training log that says why it stopped (``error: ...`` first)."""
     try:
@@ -109,7 +130,7 @@ def last_error(log_path: Path) -> str | None:
     except OSError:
         return None
     lines = [_ANSI_RE.sub("", line).strip() for line in text.splitlines()]
-    lines = [line for line in lines if line]
+    lines = [part for line in lines if line for part in _plain_lines(line)]
     for line in reversed(lines):
         if line.startswith("error:"):
             return line[len("error:"):].strip()[:1000]
@@ -208,11 +229,16 @@ class Launcher:
         module docstring); 0 turns them off.
     backoff_s : float
         The pause before the first automatic resume; it doubles for each next one.
+    log_format : {"text", "json"}, optional
+        The child's ``--log-format``; this process's own (``fleetlearn serve
+        --log-format``) by default. In json mode ``<id>.log`` holds JSON lines only
+        (the child's stderr) and the command's output, its leaderboard, goes to
+        ``<id>.out``.
     """
 
     def __init__(self, registry: Registry, folder: Path, *, ray_address: str | None = None,
                  registry_url: str | None = None, retries: int = 2,
-                 backoff_s: float = RETRY_BACKOFF_S) -> None:
+                 backoff_s: float = RETRY_BACKOFF_S, log_format: str | None = None) -> None:
         self.registry = registry
         self.folder = Path(folder)
         self.ray_address = ray_address
@@ -220,6 +246,7 @@ class Launcher:
                                              else None)
         self.retries = int(retries)
         self.backoff_s = float(backoff_s)
+        self.log_format = log_format
         self.children: dict[str, LaunchedRun] = {}
         self.lock = threading.Lock()
         self.closing = threading.Event()  # set by close(): no more automatic resumes
@@ -265,7 +292,9 @@ class Launcher:
     def _spawn(self, run_id: str, args: list[str], *, new_run: bool = False,
                attempt: int = 0, last_error: str | None = None) -> LaunchedRun:
         log_path = self.folder / f"{run_id}.log"
-        cmd = [sys.executable, "-m", "fleetlearn", "train", *args, "--quiet"]
+        log_format = self.log_format or active_log_format()
+        cmd = [sys.executable, "-m", "fleetlearn", "train", *args, "--quiet",
+               "--log-format", log_format]
         if self.ray_address:
             cmd += ["--address", self.ray_address]
         env = dict(os.environ, PYTHONUNBUFFERED="1", NO_COLOR="1", COLUMNS="120",
@@ -274,12 +303,23 @@ class Launcher:
             env["FLEETLEARN_REGISTRY_URL"] = self.registry_url
         # The driver leaves its run 'running' on an error while a resume is to come.
         env[RETRIES_LEFT_ENV] = str(max(0, self.retries - attempt))
-        with log_path.open("ab") as out:
-            out.write(f"$ {' '.join(cmd)}\n".encode())
+        with contextlib.ExitStack() as files:
+            out = files.enter_context(log_path.open("ab"))
+            if log_format == "json":
+                # JSON lines only in the log (a collector may tail it); the table the
+                # command prints goes beside it.
+                out.write(orjson.dumps({
+                    "time": _now(), "level": "INFO", "logger": "fleetlearn.training",
+                    "message": f"$ {' '.join(cmd)}", "run_id": run_id}) + b"\n")
+                stdout = files.enter_context((self.folder / f"{run_id}.out").open("ab"))
+            else:
+                out.write(f"$ {' '.join(cmd)}\n".encode())
+                stdout = out
             out.flush()
             # A new session: Ctrl-C on the server does not reach it, and cancel can stop
             # the whole group (the driver and an embedded Ray it started).
-            proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
+            proc = subprocess.Popen(cmd, stdout=stdout,
+                                    stderr=subprocess.STDOUT if stdout is out else out,
                                     stdin=subprocess.DEVNULL, cwd=self.folder, env=env,
                                     start_new_session=True)
         child = LaunchedRun(run_id, proc, log_path, _now(), new_run=new_run,
@@ -306,6 +346,10 @@ class Launcher:
     def _watch(self, child: LaunchedRun) -> None:
         """Record the process in the registry once the run exists; settle it at exit;
         resume it by itself when it died (see the module docstring)."""
+        with log_context(run_id=child.run_id):  # this thread's log lines name the run
+            self._follow(child)
+
+    def _follow(self, child: LaunchedRun) -> None:
         while child.proc.poll() is None and not child.recorded:
             try:
                 self.registry.set_run_launcher(child.run_id, child.record())

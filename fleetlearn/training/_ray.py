@@ -15,6 +15,7 @@ from typing import Any
 import ray
 
 from fleetlearn.errors import ClusterError
+from fleetlearn.logs import route_ray_logs
 
 __all__ = ["connect_ray", "check_address", "earlier_attempts", "keep_sigterm_handler"]
 
@@ -145,6 +146,9 @@ def _quiet_ray_logs() -> Iterator[None]:
         yield
     finally:
         logger.setLevel(level)
+        # --log-format json: Ray's records through fleetlearn's handler, as JSON too
+        # (ray.init may have set up its own handler again).
+        route_ray_logs()
 
 
 #: How long the driver waits, once, for Ray to report a failed attempt it does not know

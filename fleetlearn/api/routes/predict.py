@@ -17,6 +17,7 @@ from fastapi import APIRouter, Path, Query, Request
 from fleetlearn.api.deps import PredictKey
 from fleetlearn.api.errors import ErrorBody, HttpError, ORJSONResponse, error_response
 from fleetlearn.api.schemas import PREDICT_REQUEST_SCHEMA, PredictionPublic
+from fleetlearn.logs import bind_log_context
 from fleetlearn.registry import parse_model_ref
 from fleetlearn.serving import InputError, InputProblem, ServingState, parse_rows
 
@@ -62,6 +63,7 @@ async def predict_route(
     mv = state.cache.resolve(model, ver, alias)
     scope_state = request.scope.setdefault("state", {})
     scope_state["model"], scope_state["version"] = mv.name, mv.version
+    bind_log_context(model=mv.name, version=mv.version)  # the request's log lines, access too
     try:
         raw = await request.body()
         if len(raw) > state.settings.max_body_mb * 2**20:
