@@ -37,7 +37,7 @@ from typing import Annotated, Any, Literal, Union
 
 import annotated_types
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from pydantic.fields import FieldInfo
 
 from fleetlearn.errors import ConfigError, DataFileNotFoundError, did_you_mean
@@ -63,6 +63,19 @@ Schedule = Literal["concurrent", "sequential"]
 #: A model as on the command line (``"random_forest:n_estimators=50"``) or a mapping
 #: ``{name, path, params}``.
 ModelEntry = str | dict[str, Any]
+
+
+
+def _whole_number(value: Any) -> Any:
+    """JSON has one number type: ``5.0`` is the integer 5 (JSON Schema's ``integer``
+    accepts it, so API clients may send it); ``5.5``, ``"5"`` and ``true`` stay errors."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+#: An integer option: strict (no strings, no booleans), a whole float taken as its int.
+WholeInt = Annotated[int, BeforeValidator(_whole_number)]
 
 TASKS: tuple[str, ...] = typing.get_args(Task)
 SCHEDULES: tuple[str, ...] = typing.get_args(Schedule)
@@ -135,7 +148,7 @@ class _SharedOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     models: list[ModelEntry] | None = Field(None, description=_MODELS_HELP)
-    folds: int = Field(5, ge=2, strict=True, description="Cross-validation folds.")
+    folds: WholeInt = Field(5, ge=2, strict=True, description="Cross-validation folds.")
     test_size: float = Field(0.2, gt=0, lt=1, strict=True,
                              description="Share of rows held out for the final test.")
     metric: str | dict[Task, str] | None = Field(
@@ -143,7 +156,7 @@ class _SharedOptions(BaseModel):
         "default), or {task: metric}.")
     # The bounds of a 32-bit signed integer: the seed is stored with the run and sent
     # to estimators whose random_state must fit one.
-    seed: int = Field(0, ge=-(2**31), lt=2**31, strict=True,
+    seed: WholeInt = Field(0, ge=-(2**31), lt=2**31, strict=True,
                       description="Run seed: same seed, same data, same models: same scores.")
     schedule: Schedule = Field("concurrent", description="concurrent: every table's work "
                                "shares the cluster at once; sequential: one table after "
@@ -152,10 +165,10 @@ class _SharedOptions(BaseModel):
                          "per-iteration metrics.")
     final_fit: bool = Field(True, description="Fit and register a final model per (table, "
                             "model); off: cross-validation only, nothing registered.")
-    max_retries: int = Field(3, ge=0, strict=True, description="How often Ray reruns a "
+    max_retries: WholeInt = Field(3, ge=0, strict=True, description="How often Ray reruns a "
                              "unit whose worker or node died (a model that raises is not "
                              "retried).")
-    quadratic_row_limit: int = Field(10_000, ge=0, strict=True, description="Above this "
+    quadratic_row_limit: WholeInt = Field(10_000, ge=0, strict=True, description="Above this "
                                      "many rows, the default set leaves out models whose "
                                      "cost grows quadratically with rows.")
     name: str | None = Field(None, max_length=200, description="A label for the run.",

@@ -511,3 +511,17 @@ def test_api_body_errors_read_like_the_other_entry_points(api: TestClient,
     answer = api.post("/v1/runs", json={"datasets": ["a.csv"], "target": "y", **body})
     assert answer.status_code == 422
     assert answer.json()["detail"] == str(options_error(info.value))
+
+
+@pytest.mark.parametrize("name", ["folds", "seed", "max_retries", "quadratic_row_limit"])
+def test_a_whole_float_is_its_int_but_fractions_strings_and_booleans_are_errors(
+        name: str) -> None:
+    # JSON has one number type, and JSON Schema's "integer" accepts 3.0: an API client
+    # (or a schema-driven fuzzer) may send it.
+    base = {"datasets": [{"path": "t.csv", "target": "y"}]}
+    options = fleetlearn.training.RunOptions.model_validate({**base, name: 3.0})
+    assert getattr(options, name) == 3
+    assert type(getattr(options, name)) is int
+    for bad in (3.5, "3", True):
+        with pytest.raises(ConfigError, match=f"'{name}' option must be an int"):
+            fleetlearn.training.RunOptions.model_validate({**base, name: bad})
