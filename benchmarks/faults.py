@@ -177,13 +177,16 @@ def plot(records: list[dict[str, Any]], path: Path) -> None:
                     color=f"C{i}", label=window)
     for ax in (lat_ax, fail_ax):
         ax.set_xticks(range(len(measured)), [r.get("case") or r["fault"] for r in measured],
-                      fontsize=8)
+                      fontsize=8, rotation=30, ha="right")
         ax.legend(fontsize=8)
     lat_ax.set_ylabel("predict latency (ms)")
     lat_ax.set_yscale("log")
     fail_ax.set_ylabel("failed predict requests")
     most = max([_window(r, w).get("failed", 0) for r in measured for w in WINDOWS] or [0])
     fail_ax.set_ylim(0, max(1, most) * 1.15)
+    if measured and most == 0:  # an empty panel would read as "not measured"
+        fail_ax.text(0.5, 0.5, "no predict request failed", ha="center",
+                     transform=fail_ax.transAxes)
     # Every fault, with or without a predict load: how fast it was seen and recovered.
     timed = [r for r in records if r.get("outcome") == "passed"]
     for i, (key, label) in enumerate((("seconds_to_detect", "noticed"),
