@@ -2,7 +2,9 @@
 counted (when it was sent, answered or failed, its latency), summed up by window.
 
 One client thread sends requests one after the other (``interval_s`` apart) over one
-keep-alive connection; no retry: a failed request is a failure.
+keep-alive connection; no retry: a failed request is a failure, and so is an answer
+200 whose predictions are not ``expected`` (when given). tests/fault_figures.py turns
+the counts into the figures the fault tests write.
 """
 
 from __future__ import annotations
@@ -29,12 +31,15 @@ class Request:
 
 @dataclass
 class PredictLoad:
-    """POST ``body`` to ``url`` from a thread until :meth:`stop`."""
+    """POST ``body`` to ``url`` from a thread until :meth:`stop` (or the ``with`` ends)."""
 
     url: str
     body: dict[str, Any]
     interval_s: float = 0.05
     timeout_s: float = 10.0
+    headers: dict[str, str] | None = None
+    #: The predictions every answer must hold; None: any answer 200 is a success.
+    expected: list[Any] | None = None
     requests: list[Request] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -46,19 +51,43 @@ class PredictLoad:
         return self
 
     def stop(self) -> list[Request]:
+        """Stop sending (again: a no-op); every request so far."""
         self._stop.set()
-        self._thread.join(timeout=self.timeout_s + 5)
+        if self._thread.ident is not None:  # started
+            self._thread.join(timeout=self.timeout_s + 5)
         return list(self.requests)
 
+    def __enter__(self) -> PredictLoad:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def sent(self) -> int:
+        return len(self.requests)
+
+    @property
+    def ok(self) -> int:
+        return sum(r.ok for r in list(self.requests))
+
+    @property
+    def failures(self) -> list[str]:
+        """What each failed request got (its status and answer, or its exception)."""
+        return [r.error or str(r.status) for r in list(self.requests) if not r.ok]
+
     def _loop(self) -> None:
-        with httpx.Client(timeout=self.timeout_s) as client:
+        with httpx.Client(timeout=self.timeout_s, headers=self.headers) as client:
             while not self._stop.is_set():
                 sent = time.monotonic()
                 try:
                     answer = client.post(self.url, json=self.body)
                     ok, status, error = answer.status_code == 200, answer.status_code, None
                     if not ok:
-                        error = answer.text[:200]
+                        error = f"{answer.status_code} {answer.text[:200]}"
+                    elif (self.expected is not None
+                          and answer.json().get("predictions") != self.expected):
+                        ok, error = False, f"wrong predictions: {answer.text[:200]}"
                 except httpx.HTTPError as exc:
                     ok, status, error = False, None, f"{type(exc).__name__}: {exc}"[:200]
                 self.requests.append(Request(sent, ok, time.monotonic() - sent, status, error))

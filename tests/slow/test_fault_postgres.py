@@ -11,6 +11,10 @@ connections) and that nothing was lost:
   retried and count every request that was answered;
 * training: a run whose journal writes hit the outage retries them and finishes with
   every unit journaled, each unit fitted exactly once, each model registered once.
+
+Both write their figures through tests/fault_figures.py (``postgres/serving`` with the
+predict load before, during and after the outage; ``postgres/training`` without one:
+that run is ``fleetlearn.train`` in the test's process and nothing is served).
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ from typing import Any
 
 import httpx
 import pytest
+from fault_figures import AFTER_S, DOWN_S, INTERVAL_S, NA, load_figures, record
+from fault_load import PredictLoad
 from gated_models import open_all, open_ticket, started, wait_until
 from model_fixtures import fit, free_port, mixed_frame, records_of, register
 from pg_fixtures import OwnPostgres, pg_binaries
@@ -38,8 +44,9 @@ from fleetlearn.registry import Registry
 pytestmark = pytest.mark.skipif(pg_binaries() is not None, reason=str(pg_binaries()))
 
 #: Long enough to outlast the server's key cache (5 s), its registry check
-#: (refresh_s below) and several statistics flushes (stats_flush_s below).
-OUTAGE_S = 8.0
+#: (refresh_s below) and several statistics flushes (stats_flush_s below); longer when
+#: benchmarks/faults.py asks (--down-s).
+OUTAGE_S = max(8.0, DOWN_S)
 
 
 @pytest.fixture
@@ -52,45 +59,6 @@ def own_postgres() -> Iterator[OwnPostgres]:
 
 
 # ------------------------------------------------------------------------ serving
-
-
-class SteadyLoad:
-    """Predict requests one after another from a thread; every answer counted."""
-
-    def __init__(self, url: str, key: str, model: str, rows: list[dict[str, Any]]) -> None:
-        self.url, self.model, self.rows = url, model, rows
-        self.headers = {"Authorization": f"Bearer {key}"}
-        self.ok = 0
-        self.failures: list[str] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-
-    def _loop(self) -> None:
-        with httpx.Client(base_url=self.url, timeout=10, headers=self.headers) as client:
-            while not self._stop.is_set():
-                try:
-                    r = client.post(f"/v1/models/{self.model}/predict",
-                                    json={"records": self.rows})
-                except httpx.HTTPError as exc:
-                    self.failures.append(f"{type(exc).__name__}: {exc}")
-                    continue
-                if r.status_code == 200:
-                    self.ok += 1
-                else:
-                    self.failures.append(f"{r.status_code} {r.text[:200]}")
-                time.sleep(0.01)
-
-    def __enter__(self) -> SteadyLoad:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(30)
-
-    @property
-    def sent(self) -> int:
-        return self.ok + len(self.failures)
 
 
 def _serve(tmp_path: Path, pg: OwnPostgres, artifacts: Path) -> tuple[subprocess.Popen[bytes],
@@ -162,8 +130,12 @@ def test_postgres_restart_during_serving_loses_no_prediction_and_no_statistics(
         # Both keys and the model are used once before the outage: that is what the
         # server has in memory ("cached models"); toy-tree never is.
         assert admin.get("/v1/models").status_code == 200
-        with SteadyLoad(url, predict_key, "toy-logreg", rows) as load:
+        t_load = time.monotonic()
+        with PredictLoad(f"{url}/v1/models/toy-logreg/predict", {"records": rows},
+                         interval_s=INTERVAL_S,
+                         headers={"Authorization": f"Bearer {predict_key}"}) as load:
             wait_until(lambda: load.ok >= 20, "predictions before the outage", 60)
+            t_stop = time.monotonic()
             pg.stop("fast")
             outage_start = time.monotonic()
             assert pg.refuses(), "PostgreSQL still accepts connections after pg_ctl stop"
@@ -171,6 +143,7 @@ def test_postgres_restart_during_serving_loses_no_prediction_and_no_statistics(
 
             _unavailable(admin.put("/v1/models/toy-logreg/aliases/champion",
                                    json={"version": 1}), pg)
+            t_detected = time.monotonic()  # a write refused: 503, the registry named
             _unavailable(admin.post("/v1/keys", json={"name": "new", "role": "read"}), pg)
             _unavailable(admin.post("/v1/runs", json={
                 "datasets": ["toy.csv"], "target": "label", "models": ["logistic_regression"],
@@ -192,10 +165,20 @@ def test_postgres_restart_during_serving_loses_no_prediction_and_no_statistics(
                                  json={"version": 1}).status_code == 200
 
             wait_until(alias_set, "the alias write to succeed after the restart", 60)
+            t_ready = time.monotonic()
             r = admin.post("/v1/keys", json={"name": "new", "role": "read"})
             assert r.status_code == 201, r.text
             wait_until(lambda: load.ok >= ok_at_stop + during + 20,
                        "predictions after the outage", 60)
+            time.sleep(max(0.0, AFTER_S - (time.monotonic() - t_ready)))
+        predictions = load_figures(load, t_load, t_stop, t_ready, time.monotonic())
+        record(tmp_path, case="postgres/serving",
+               fault="the PostgreSQL registry stopped (pg_ctl stop -m fast) and restarted "
+                     "while fleetlearn serve answers predictions",
+               seconds_to_detect=t_detected - t_stop, seconds_until_ready=t_ready - t_stop,
+               load=predictions, trials_lost=NA,
+               models_lost=2 - len({m.name for m in reg.list_models()}),
+               units_trained_twice=NA, down_s=round(OUTAGE_S, 2))
         assert load.failures == [], load.failures[:5]
         assert during > 0, "no prediction was answered while PostgreSQL was down"
 
@@ -252,6 +235,7 @@ def test_postgres_restart_during_training_journals_every_unit_once(
             return sum(len(t.units) for r in reg.list_runs() for t in reg.list_trials(r.id))
 
         wait_until(lambda: journaled() >= 1, "a first unit to be journaled", 60)
+        t_stop = time.monotonic()
         pg.stop("fast")
         assert pg.refuses(), "PostgreSQL still accepts connections after pg_ctl stop"
         open_all(gate)  # the other fits finish while the registry is down
@@ -261,11 +245,14 @@ def test_postgres_restart_during_training_journals_every_unit_once(
                        for r in caplog.records)
 
         wait_until(retried, "the driver to retry a journal write", 120)
+        t_detected = time.monotonic()
         wait_until(lambda: len(started(gate)) >= fits, "every fit to start", 120)
         time.sleep(2)  # results land in the driver while the registry is still down
         assert pg.refuses()
         pg.start()
+        t_ready = time.monotonic()
         driver.join(240)
+        t_finished = time.monotonic()
         assert not driver.is_alive(), "the run did not finish after the registry came back"
     finally:
         open_all(gate)
@@ -284,6 +271,13 @@ def test_postgres_restart_during_training_journals_every_unit_once(
     # ... and every model was registered once, though its registration may have hit the
     # outage and been retried.
     versions = {m.name: m.version for m in reg.list_models(run_id=run.id)}
+    record(tmp_path, case="postgres/training",
+           fault="the PostgreSQL registry stopped and restarted while a run journals units",
+           seconds_to_detect=t_detected - t_stop, seconds_until_ready=t_ready - t_stop,
+           no_load="fleetlearn.train in the test's process; nothing is served",
+           trials_lost=models - sum(t.status == "ok" for t in trials),
+           models_lost=models - len(versions), units_trained_twice=len(started(gate)) - fits,
+           seconds_until_run_finished=round(t_finished - t_stop, 2))
     assert sorted(versions) == sorted(f"toy-{t.model_name}" for t in trials)
     assert set(versions.values()) == {1}
     reg.close()

@@ -10,11 +10,14 @@ Ray saw the node die, that every request was finally answered with the pipeline'
 own predictions (client retries allowed, counted and bounded), and that Serve
 replaced the lost replica (a new replica process on a surviving node, a replica id
 never seen before answering).
+
+Beside the retrying clients, one client without retries (tests/fault_load.py) measures
+what a caller sees before, during (the kill until a new replica answers) and after the
+fault; the figures go to tests/fault_figures.py.
 """
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 import sys
@@ -28,6 +31,8 @@ from typing import Any
 import httpx
 import psutil
 import pytest
+from fault_figures import AFTER_S, INTERVAL_S, NA, load_figures, record
+from fault_load import PredictLoad
 from live_server import free_port
 from sklearn.datasets import load_breast_cancer
 
@@ -108,10 +113,14 @@ def replicas_by_node(cluster) -> dict[str, list[int]]:
 def answering_replicas(url: str, want: int, tries: int = 80) -> set[str]:
     """Replica ids answering ``/v1/info``, each asked on a new connection: the proxies
     share the port and each prefers the replica on its own node, so one kept-alive
-    connection would only ever meet one."""
+    connection would only ever meet one. A probe that gets no answer (a connection
+    reset while Serve replaces the lost replica) is simply not an answer."""
     seen: set[str] = set()
     for _ in range(tries):
-        r = httpx.get(f"{url}/v1/info", headers={"Connection": "close"}, timeout=30)
+        try:
+            r = httpx.get(f"{url}/v1/info", headers={"Connection": "close"}, timeout=30)
+        except httpx.HTTPError:  # a proxy going away as the cluster settles: not answering
+            continue
         if r.status_code == 200:
             seen.add(r.json()["replica"])
         if len(seen) >= want:
@@ -178,17 +187,23 @@ def test_a_replicas_node_killed_under_load_loses_no_request_and_is_replaced(
 
     load = Load(url, model_registry["records"], model_registry["expected"])
     threads = [threading.Thread(target=load.run, args=(k,), daemon=True) for k in range(4)]
+    t_load = time.monotonic()
+    plain = PredictLoad(f"{url}{ROUTE}", {"records": model_registry["records"][:1]},
+                        interval_s=INTERVAL_S, expected=model_registry["expected"][:1]).start()
     for t in threads:
         t.start()
     try:
         deadline = time.monotonic() + 120
-        while load.answered < 20:  # steady traffic first (a loaded machine is slow)
-            assert time.monotonic() < deadline, (load.answered, load.errors[-5:])
+        # Steady traffic first (a loaded machine is slow), a baseline for the figures too.
+        while load.answered < 20 or plain.ok < 20:
+            assert time.monotonic() < deadline, (load.answered, load.errors[-5:],
+                                                 plain.failures[-5:])
             time.sleep(0.2)
         steady = load.answered
         killed_at = time.monotonic()
         assert cluster.kill_node(victim, signal.SIGKILL) >= 2
         cluster.wait_dead(victim)
+        detected_s = time.monotonic() - killed_at
         assert victim_id not in cluster.alive_node_ids()
 
         # Serve replaces the replica on a surviving node (the free CPU), and the new
@@ -203,20 +218,29 @@ def test_a_replicas_node_killed_under_load_loses_no_request_and_is_replaced(
                     break
             assert time.monotonic() < deadline, f"never replaced: {now}, {after_ids}"
             time.sleep(0.5)
-        replaced_after = time.monotonic() - killed_at
+        t_ready = time.monotonic()
+        replaced_after = t_ready - killed_at
         steady_after = load.answered
-        time.sleep(3.0)  # traffic after the replacement, too
+        time.sleep(max(3.0, AFTER_S))  # traffic after the replacement, too
     finally:
         load.stop.set()
+        plain.stop()
         for t in threads:
             t.join(timeout=60)
+    t_end = time.monotonic()
 
     figures = {"sent": load.sent, "answered": load.answered, "retries": load.retries,
                "lost": load.lost, "wrong": load.wrong, "replaced_after_s": replaced_after,
                "replicas_before": sorted(before_ids), "replicas_after": sorted(after_ids),
                "last_errors": load.errors[-5:]}
-    (tmp_path / "fault_serving.json").write_text(json.dumps(figures, indent=2))
-    print(json.dumps(figures, indent=2))
+    predictions = load_figures(plain, t_load, killed_at, t_ready, t_end)
+    record(tmp_path, case="replica",
+           fault="a worker node holding a Serve replica SIGKILLed under load",
+           seconds_to_detect=detected_s, seconds_until_ready=replaced_after,
+           load=predictions, trials_lost=NA, models_lost=NA, units_trained_twice=NA,
+           retrying_clients=figures)
+    assert predictions["before"]["failed"] == 0, predictions
+    assert predictions["during"]["sent"] > 0, predictions  # the plain client ran through it
     assert load.lost == 0, figures
     assert load.wrong == 0, figures
     assert load.answered == load.sent, figures
