@@ -264,7 +264,7 @@ def test_every_container_has_the_reconnect_timeout_and_the_shared_settings(kind:
         values = {e["name"]: e for e in c["env"]}
         url = values["FLEETLEARN_REGISTRY_URL"]["valueFrom"]["secretKeyRef"]
         assert (url["name"], url["key"]) == (SECRET, "registry-url"), name
-        assert values["FLEETLEARN_ARTIFACTS"]["value"] == "/var/lib/fleetlearn/artifacts"
+        assert values["FLEETLEARN_ARTIFACTS"]["value"] == "/data/artifacts"
 
 
 @ALL_RAY
@@ -274,12 +274,13 @@ def test_every_ray_container_has_shared_memory_and_the_shared_artifacts(kind: st
     assert "ReadWriteMany" in pvc["spec"]["accessModes"]
     for group, g in _groups(spec):
         pod = g["template"]["spec"]
+        assert pod["securityContext"]["fsGroup"] == 1000, group  # deploy/Dockerfile's user
         volumes = {v["name"]: v for v in pod["volumes"]}
         for c in pod["containers"]:
             mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
             shm = volumes[mounts["/dev/shm"]]
             assert shm["emptyDir"]["medium"] == "Memory", f"{group}/{c['name']}"
-            artifacts = volumes[mounts["/var/lib/fleetlearn/artifacts"]]
+            artifacts = volumes[mounts["/data/artifacts"]]
             assert artifacts["persistentVolumeClaim"]["claimName"] == pvc["metadata"]["name"]
             assert c["resources"]["limits"]["memory"]
             assert c["resources"]["limits"]["cpu"]
