@@ -101,6 +101,11 @@ class ServingMetrics:
         self._cluster_gauges = (self.cluster_up, self.cluster_nodes, self.cluster_cpus,
                                 self.cluster_memory, self.cluster_object_store,
                                 self.cluster_pending)
+        # Runs in the registry by status, read on each scrape: every server sharing the
+        # registry reports the same numbers (alerts use max by status, not sum).
+        self.runs = Gauge("fleetlearn_runs", "Runs in the registry by status (running, "
+                          "finished, failed, interrupted), read at each scrape.",
+                          ("status",), registry=r)
         # process_cpu_seconds_total, process_resident_memory_bytes, open fds, ...
         ProcessCollector(registry=r)
 
@@ -136,6 +141,21 @@ class ServingMetrics:
             use = resources.get(key, {})
             gauge.labels(address, "total").set(use.get("total", 0))
             gauge.labels(address, "used").set(use.get("used", 0))
+
+    def set_runs(self, counts: dict[str, int] | None) -> None:
+        """Set ``fleetlearn_runs`` from :meth:`Registry.count_runs`; ``None`` (the
+        registry did not answer) removes the series rather than report stale counts.
+
+        Examples
+        --------
+        >>> m = ServingMetrics()
+        >>> m.set_runs({"running": 1, "failed": 2})
+        >>> b'fleetlearn_runs{status="failed"} 2.0' in m.render()
+        True
+        """
+        self.runs.clear()
+        for status, n in (counts or {}).items():
+            self.runs.labels(status).set(n)
 
     def render(self) -> bytes:
         """The metrics in Prometheus' text format."""

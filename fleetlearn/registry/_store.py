@@ -320,6 +320,20 @@ class Registry(ServingStoreMixin, LaunchStoreMixin):
             )
             return [_run(r) for r in rows]
 
+    def count_runs(self) -> dict[str, int]:
+        """Return how many runs the registry holds in each status (0 for none).
+
+        Examples
+        --------
+        >>> Registry("sqlite://").count_runs()
+        {'running': 0, 'finished': 0, 'failed': 0, 'interrupted': 0}
+        """
+        with self._read() as s:
+            rows = s.execute(sa.select(SqlRun.status, sa.func.count()).group_by(SqlRun.status))
+            counts = dict.fromkeys(RUN_STATUSES, 0)
+            counts.update({status: int(n) for status, n in rows})
+            return counts
+
     def _resolve_run(self, s: Session, run_id: str) -> SqlRun:
         row = s.get(SqlRun, run_id) if run_id else None
         if row is not None:

@@ -3,7 +3,8 @@
 Per process a :class:`ServingState`: the registry, the model cache (LRU, single-flight
 loads) of the predictors it gets from :mod:`fleetlearn.model` (``load_predictor``),
 request coalescing, statistics and metrics; and Ray Serve replicas on a cluster
-(:func:`deploy`, imported on first use). Inputs are checked by
+(:func:`deploy`; :func:`build_app` for a Serve config file or KubeRay's RayService,
+``import_path: fleetlearn.serving:build_app``; imported on first use). Inputs are checked by
 :func:`fleetlearn.data.parse_rows`; ``Predictor``, ``Rows``, ``parse_rows`` and the
 input errors are re-exported here for existing callers.
 
@@ -23,7 +24,7 @@ from fleetlearn.serving._state import ServingState, keys_required
 
 #: Cluster mode, imported on first use: it imports Ray Serve, which a plain server and
 #: the CLI's start should not pay for.
-_RAY_SERVE = ("ClusterServing", "deploy", "replica_options", "serve_forever")
+_RAY_SERVE = ("ClusterServing", "build_app", "deploy", "replica_options", "serve_forever")
 
 __all__ = [
     "ClusterServing",
@@ -34,6 +35,7 @@ __all__ = [
     "Rows",
     "ServeSettings",
     "ServingState",
+    "build_app",
     "deploy",
     "is_loopback",
     "keys_required",

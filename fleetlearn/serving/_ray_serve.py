@@ -61,7 +61,7 @@ from sqlalchemy.engine import make_url
 from fleetlearn.api import create_app
 from fleetlearn.config import default_artifact_dir, default_registry_url
 from fleetlearn.data import Rows
-from fleetlearn.errors import ClusterError, ConfigError
+from fleetlearn.errors import ClusterError, ConfigError, did_you_mean
 from fleetlearn.logs import route_ray_logs
 from fleetlearn.model import Prediction, Predictor
 from fleetlearn.serving._batch import MicroBatcher
@@ -69,7 +69,8 @@ from fleetlearn.serving._settings import ServeSettings
 from fleetlearn.serving._state import ServingState
 from fleetlearn.training import connect_ray
 
-__all__ = ["APP_NAME", "ClusterServing", "FleetlearnReplica", "deploy", "replica_options"]
+__all__ = ["APP_ARGS", "APP_NAME", "ClusterServing", "FleetlearnReplica", "build_app", "deploy",
+           "replica_options"]
 
 log = logging.getLogger("fleetlearn.serving")
 
@@ -277,6 +278,83 @@ def replica_options(replicas: int, max_replicas: int | None = None,
         "graceful_shutdown_wait_loop_s": 0.5,
         "graceful_shutdown_timeout_s": 5.0,
     }
+
+
+#: Arguments of :func:`build_app` that shape the deployment (as ``fleetlearn serve --ray``'s
+#: options); every other argument is a :class:`ServeSettings` field.
+APP_ARGS = ("replicas", "max_replicas", "batching", "target_ongoing_requests", "num_cpus")
+
+
+def build_app(args: dict[str, Any]) -> serve.Application:
+    """The fleetlearn Serve application, for a Serve config file (``serve deploy``,
+    KubeRay's ``RayService``): ``import_path: fleetlearn.serving:build_app``.
+
+    What :func:`deploy` runs, built from the config's ``args`` instead of a driver: the
+    cluster's Serve controller calls this with them. Serve's own ``http_options`` (host,
+    port) and ``route_prefix`` come from the config file, not from here.
+
+    Parameters
+    ----------
+    args : dict
+        ``replicas``, ``max_replicas``, ``batching``, ``target_ongoing_requests``,
+        ``num_cpus`` (as :func:`deploy`), and any :class:`ServeSettings` field
+        (``host: 0.0.0.0`` tells the replicas they answer off loopback, so API keys are
+        required). Settings not given are read by each replica from its own
+        ``FLEETLEARN_*`` environment: secrets such as the registry URL belong there
+        (a Kubernetes Secret), not in the config, which Serve stores and shows.
+
+    Returns
+    -------
+    Application
+        The bound ingress deployment, named :data:`APP_NAME`.
+
+    Raises
+    ------
+    ConfigError
+        An unknown argument, or a value out of its bounds (one sentence naming it).
+
+    Examples
+    --------
+    >>> app = build_app({"replicas": 2, "max_replicas": 4, "max_rows": 5000})
+    >>> type(app).__name__
+    'Application'
+    """
+    if not isinstance(args, dict):
+        raise ConfigError(f"The args of fleetlearn's Serve app must be a mapping, got "
+                          f"{type(args).__name__}.")
+    known = (*APP_ARGS, *ServeSettings.model_fields)
+    for name in args:
+        if name not in known:
+            raise ConfigError(f"'{name}' is not an argument of fleetlearn's Serve app."
+                              f"{did_you_mean(str(name), known)} Known: {', '.join(known)}.")
+    batching = str(args.get("batching", "micro"))
+    if batching not in BATCHING_MODES:
+        raise ConfigError(f"batching must be one of {', '.join(BATCHING_MODES)}, got "
+                          f"'{batching}'.")
+    max_replicas = args.get("max_replicas")
+    options = replica_options(
+        _arg(args, "replicas", int, 1),
+        None if max_replicas is None else _arg(args, "max_replicas", int, 1),
+        _arg(args, "target_ongoing_requests", float, TARGET_ONGOING_REQUESTS),
+        _arg(args, "num_cpus", float, 1.0))
+    given = {name: value for name, value in args.items() if name not in APP_ARGS}
+    settings = ServeSettings(**given)  # checked here, once, with the error naming the arg
+    # Only what was given, as checked: the rest each replica reads from its environment.
+    payload = {name: value for name, value in settings.model_dump().items() if name in given}
+    return FleetlearnReplica.options(**options).bind(payload, batching)
+
+
+def _arg(args: dict[str, Any], name: str, kind: type, default: Any) -> Any:
+    """``args[name]`` as ``kind`` (a config file may hold ``"2"``), or a ConfigError."""
+    value = args.get(name, default)
+    try:
+        if isinstance(value, bool) or (kind is int and float(value) != int(float(value))):
+            raise ValueError(value)
+        return kind(float(value)) if kind is int else kind(value)
+    except (TypeError, ValueError):
+        word = "a whole number" if kind is int else "a number"
+        raise ConfigError(f"{name} of fleetlearn's Serve app must be {word}, got "
+                          f"{value!r}.") from None
 
 
 @dataclass

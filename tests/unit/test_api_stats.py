@@ -150,3 +150,39 @@ def test_stats_add_up_across_replicas(home: Path) -> None:
         assert {r["replica"] for r in stored} == {state_of(one).stats.replica,
                                                   state_of(two).stats.replica}
 
+
+
+def test_metrics_count_runs_by_status_from_the_registry(client: TestClient,
+                                                        home: Path) -> None:
+    from fleetlearn.registry import Registry
+
+    before = metrics_of(client)
+    assert {status for (name, *labels) in before if name == "fleetlearn_runs"
+            for _, status in labels} == {"running", "finished", "failed", "interrupted"}
+    reg = Registry(f"sqlite:///{home / 'registry.db'}")  # another process's view: shared
+    try:
+        failed = reg.create_run({"tables": []}, seed=1, name="will-fail")
+        reg.set_run_status(failed.id, "failed", error="the data broke")
+        reg.create_run({"tables": []}, seed=2, name="still-running")
+    finally:
+        reg.close()
+    after = metrics_of(client)
+    for status, added in (("failed", 1), ("running", 1), ("finished", 0), ("interrupted", 0)):
+        assert sample(after, "fleetlearn_runs", status=status) == (
+            sample(before, "fleetlearn_runs", status=status) + added), status
+
+
+def test_metrics_still_answer_when_the_registry_cannot_count_runs(client: TestClient,
+                                                                  home: Path) -> None:
+    import sqlite3
+
+    assert sample(metrics_of(client), "fleetlearn_runs", status="finished") >= 0
+    # The runs table gone under the server: the count fails, the scrape does not.
+    with sqlite3.connect(home / "registry.db") as db:
+        db.execute("ALTER TABLE runs RENAME TO runs_away")
+    m = metrics_of(client)
+    assert not [key for key in m if key[0] == "fleetlearn_runs"]  # no stale counts
+    assert ("process_cpu_seconds_total",) in m
+    with sqlite3.connect(home / "registry.db") as db:
+        db.execute("ALTER TABLE runs_away RENAME TO runs")
+    assert ("fleetlearn_runs", ("status", "failed")) in metrics_of(client)

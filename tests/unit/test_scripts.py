@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SCRIPTS = [ROOT / "scripts" / name for name in ("setup", "setup-browser", "test", "quickstart")]
+SCRIPTS = [ROOT / "scripts" / name
+           for name in ("setup", "setup-browser", "setup-promtool", "test", "quickstart")]
 BASH = "/bin/bash"
 
 
@@ -78,3 +79,40 @@ def test_the_dev_setup_and_ci_share_the_browser_setup() -> None:
     ci = (ROOT / ".ci" / "run").read_text()
     assert "exec bash scripts/test" in ci
     assert "apt-get" not in ci
+
+
+def _setup_promtool(path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([BASH, str(ROOT / "scripts" / "setup-promtool"), "--dry-run"],
+                          env={"PATH": str(path)}, capture_output=True, text=True,
+                          timeout=60, check=False)
+
+
+def test_a_promtool_on_the_path_is_used_as_it_is(tmp_path: Path) -> None:
+    done = _setup_promtool(_bin(tmp_path, "promtool", "apt-get"))
+    assert done.returncode == 0
+    assert (done.stdout, done.stderr) == ("", "")
+
+
+def test_without_promtool_or_apt_get_it_says_in_one_line_what_to_install(
+        tmp_path: Path) -> None:
+    done = _setup_promtool(_bin(tmp_path))
+    assert done.returncode == 0  # the tests report the missing promtool, not the set-up
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert "the promtool tests will be skipped" in lines[0]
+    assert "apt-get install prometheus" in lines[0]
+
+
+def test_as_root_with_apt_get_it_installs_debians_prometheus(tmp_path: Path) -> None:
+    done = _setup_promtool(_bin(tmp_path, "apt-get"))
+    assert done.returncode == 0
+    if os.geteuid() == 0:
+        assert done.stdout.strip() == (
+            "setup-promtool: would run: apt-get update -qq && DEBIAN_FRONTEND=noninteractive "
+            "apt-get install -y -qq --no-install-recommends prometheus")
+    else:
+        assert "apt-get install prometheus" in done.stderr
+
+
+def test_the_dev_setup_installs_promtool() -> None:
+    assert "bash scripts/setup-promtool" in (ROOT / "scripts" / "setup").read_text()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -10,9 +11,13 @@ from starlette.concurrency import run_in_threadpool
 
 from fleetlearn.api.deps import ReadKey, StateDep
 from fleetlearn.api.routes.cluster import refresh_cluster_metrics
+from fleetlearn.errors import RegistryError
 from fleetlearn.monitoring import CONTENT_TYPE, series, summarize
+from fleetlearn.serving import ServingState
 
 __all__ = ["router"]
+
+log = logging.getLogger("fleetlearn.serving")
 
 router = APIRouter(tags=["monitoring"])
 
@@ -21,7 +26,19 @@ router = APIRouter(tags=["monitoring"])
             response_class=Response, responses={200: {"content": {CONTENT_TYPE: {}}}})
 async def metrics_route(state: StateDep, _: ReadKey) -> Response:
     await run_in_threadpool(refresh_cluster_metrics, state)
+    await run_in_threadpool(_refresh_run_metrics, state)
     return Response(state.metrics.render(), media_type=CONTENT_TYPE)
+
+
+def _refresh_run_metrics(state: ServingState) -> None:
+    """Set ``fleetlearn_runs`` (blocking: a thread). A registry that does not answer
+    drops the series and fails nothing: the other metrics matter most then."""
+    try:
+        counts = state.registry.count_runs()
+    except RegistryError as exc:
+        log.warning("/metrics: run counts not read: %s", exc)
+        counts = None
+    state.metrics.set_runs(counts)
 
 
 @router.get("/v1/stats", summary="Inference statistics per model version",
