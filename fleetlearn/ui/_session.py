@@ -69,7 +69,7 @@ def ask_for_key(message: str) -> None:
         typed = st.text_input("API key", type="password", key="api_key_input",
                               help="A key of this server (fleetlearn keys create). It is "
                               "kept for this browser session only.")
-        if st.form_submit_button("Use this key") and typed.strip():
+        if st.form_submit_button("Use this key", key="api-key-use") and typed.strip():
             st.session_state[KEY_STATE] = typed.strip()
             st.rerun()
 

@@ -32,11 +32,13 @@ if not models and page == 0:
 table = st.dataframe(views.models_frame(models), hide_index=True, key="models-table",
                      on_select="rerun", selection_mode="single-row")
 back, caption, forward = st.columns([1, 4, 1])
-if back.button("Previous", disabled=page == 0, icon=":material/chevron_left:"):
+if back.button("Previous", disabled=page == 0, icon=":material/chevron_left:",
+               key="models-previous"):
     st.session_state[PAGE_STATE] = page - 1
     st.rerun()
 caption.caption(f"Page {page + 1}: {label}, by name")
-if forward.button("Next", disabled=not more, icon=":material/chevron_right:"):
+if forward.button("Next", disabled=not more, icon=":material/chevron_right:",
+                  key="models-next"):
     st.session_state[PAGE_STATE] = page + 1
     st.rerun()
 if not models:
@@ -81,7 +83,7 @@ else:
 with st.form(f"alias-form-{name}"):
     alias_name = st.text_input("Alias", placeholder="production", key="alias-name")
     alias_version = st.selectbox("points at version", numbers, key="alias-version")
-    if st.form_submit_button("Set alias"):
+    if st.form_submit_button("Set alias", key="alias-set"):
         alias_name = alias_name.strip()
         if not alias_name:
             st.error("Type the alias's name (e.g. production).")

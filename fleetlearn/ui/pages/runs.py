@@ -24,11 +24,13 @@ if not runs and page == 0:
 table = st.dataframe(views.runs_frame(runs), hide_index=True, key="runs-table",
                      on_select="rerun", selection_mode="single-row")
 back, caption, forward = st.columns([1, 4, 1])
-if back.button("Newer", disabled=page == 0, icon=":material/chevron_left:"):
+if back.button("Newer", disabled=page == 0, icon=":material/chevron_left:",
+               key="runs-newer"):
     st.session_state[PAGE_STATE] = page - 1
     st.rerun()
 caption.caption(f"Page {page + 1}: {label}, newest first")
-if forward.button("Older", disabled=not more, icon=":material/chevron_right:"):
+if forward.button("Older", disabled=not more, icon=":material/chevron_right:",
+                  key="runs-older"):
     st.session_state[PAGE_STATE] = page + 1
     st.rerun()
 if not runs:
@@ -86,7 +88,8 @@ held = st.session_state.get(REPORT_STATE)
 if held is not None and held[0] == run_id:
     st.download_button("Download the HTML report", held[1], file_name=f"report-{run_id}.html",
                        mime="text/html", icon=":material/download:")
-elif st.button("Prepare the HTML report", icon=":material/description:"):
+elif st.button("Prepare the HTML report", icon=":material/description:",
+                 key="report-prepare"):
     with st.spinner("The server is drawing the report…"):
         html = call(f"build the report of run {run_id}", lambda c: c.report(run_id))
     st.session_state[REPORT_STATE] = (run_id, html)
