@@ -228,8 +228,10 @@ def _time_text(value: Any) -> str:
         return str(value)
 
 
-def _tied_text(row: Mapping[str, Any]) -> str:
-    if row.get("rank") == 1:
+def _tied_text(row: Mapping[str, Any], first: bool) -> str:
+    # The best is the dataset's first row (the server sorts them); another row may share
+    # its rank (equal means) and is then "tied with best", as its test says.
+    if first:
         return "best"
     tied = row.get("tied_with_best")
     if tied is None:
@@ -257,15 +259,18 @@ def leaderboard_frame(rows: Sequence[Mapping[str, Any]], dataset: str | None = N
                "95% CI high", "test", "versus best", "p (Holm)", "fit time (s)", "folds",
                "status"]
     out = []
+    seen: set[str] = set()
     for r in rows:
         if dataset is not None and str(r.get("dataset")) != dataset:
             continue
+        first = str(r.get("dataset")) not in seen
+        seen.add(str(r.get("dataset")))
         out.append({
             "dataset": r.get("dataset"), "rank": r.get("rank"), "model": r.get("model"),
             "metric": r.get("metric"), "cv mean": _num(r.get("cv_mean")),
             "cv std": _num(r.get("cv_std")), "95% CI low": _num(r.get("ci_low")),
             "95% CI high": _num(r.get("ci_high")), "test": _num(r.get("test")),
-            "versus best": _tied_text(r), "p (Holm)": _num(r.get("p_adjusted")),
+            "versus best": _tied_text(r, first), "p (Holm)": _num(r.get("p_adjusted")),
             "fit time (s)": _num(r.get("fit_time_s")), "folds": r.get("folds"),
             "status": r.get("status"),
         })
