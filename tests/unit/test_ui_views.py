@@ -98,3 +98,26 @@ def test_serving_frame_reads_recent_rates_and_totals() -> None:
     (1, 0, (50, False, "no rows"))])
 def test_page_window(page: int, shown: int, expected: tuple) -> None:
     assert views.page_window(page, shown, size=50) == expected
+
+
+def test_the_gui_imports_only_the_client_and_the_figure_builders() -> None:
+    # A thin client: no registry, insights, training, serving or Ray in the GUI's code.
+    import ast
+    from pathlib import Path
+
+    import fleetlearn.ui
+
+    allowed = {"fleetlearn", "fleetlearn.client", "fleetlearn.errors", "fleetlearn.reports",
+               "fleetlearn.ui", "fleetlearn.ui._views", "fleetlearn.ui._session"}
+    root = Path(fleetlearn.ui.__file__).parent
+    found: dict[str, set[str]] = {}
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            for name in names:
+                if name.split(".")[0] in ("fleetlearn", "ray"):
+                    found.setdefault(str(path.relative_to(root)), set()).add(name)
+    assert len(found) >= 6  # the app, four pages, the views and the session
+    wrong = {f: sorted(n - allowed) for f, n in found.items() if n - allowed}
+    assert wrong == {}, f"the GUI must talk HTTP only: {wrong}"
