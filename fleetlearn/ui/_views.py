@@ -13,6 +13,7 @@ HTML report) or a few numbers. The pages only lay these out.
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -45,6 +46,15 @@ __all__ = [
     "page_window",
     "MonitoringSnapshot",
     "collect_monitoring",
+    "BATCH_ROWS",
+    "BatchResult",
+    "InputField",
+    "input_fields",
+    "record_of",
+    "probabilities_frame",
+    "problems_frame",
+    "shift_rows",
+    "predict_table",
 ]
 
 #: Rows asked of the server per page of runs and of models.
@@ -513,3 +523,124 @@ def collect_monitoring(client: Any, window: float = 60.0) -> MonitoringSnapshot:
     stats = client.stats(window=window)
     return MonitoringSnapshot(cluster=cluster, stats=stats, machine=machine_snapshot(),
                               taken_at=time.time())
+
+
+# ------------------------------------------------------------------ predict
+
+#: Rows sent per request of a batch (the server's own cap is ``max_rows`` in /v1/info).
+BATCH_ROWS = 1000
+
+
+@dataclass(frozen=True)
+class InputField:
+    """One input column of a version, as the prediction form asks for it."""
+
+    name: str
+    kind: str  # numeric | boolean | categorical | datetime
+    categories: tuple[Any, ...] = ()
+    nullable: bool = True
+
+
+def input_fields(version: Mapping[str, Any]) -> list[InputField]:
+    """The form of a version: one field per input column of its schema, in order.
+
+    >>> [f.kind for f in input_fields({"input_schema": {"columns": [
+    ...     {"name": "x", "kind": "numeric"}, {"name": "c", "kind": "categorical",
+    ...      "categories": ["a", "b"]}]}})]
+    ['numeric', 'categorical']
+    """
+    schema = version.get("input_schema") or {}
+    return [InputField(name=str(c["name"]), kind=str(c.get("kind") or "numeric"),
+                       categories=tuple(c.get("categories") or ()),
+                       nullable=bool(c.get("nullable", True)))
+            for c in schema.get("columns") or []]
+
+
+def record_of(values: Mapping[str, Any], fields: Sequence[InputField]) -> dict[str, Any]:
+    """A form's values as one JSON record: dates as ISO 8601, empty fields as null."""
+    record: dict[str, Any] = {}
+    for f in fields:
+        value = values.get(f.name)
+        if value is not None and f.kind == "datetime" and hasattr(value, "isoformat"):
+            value = value.isoformat()
+        record[f.name] = value
+    return record
+
+
+def probabilities_frame(answer: Mapping[str, Any], row: int = 0) -> pd.DataFrame:
+    """One row's class probabilities from a predict answer, most likely first:
+    ``class, probability``."""
+    probabilities = answer.get("probabilities") or []
+    if row >= len(probabilities):
+        return pd.DataFrame(columns=["class", "probability"])
+    frame = pd.DataFrame([{"class": str(k), "probability": float(v)}
+                          for k, v in probabilities[row].items()])
+    return frame.sort_values("probability", ascending=False, kind="stable").reset_index(
+        drop=True)
+
+
+def problems_frame(errors: Sequence[Mapping[str, Any]], first_row: int = 0) -> pd.DataFrame:
+    """The server's list of what is wrong with a request (``ApiError.errors``) as a table
+    of ``row`` (counted from 0 in the whole table: ``first_row`` is the batch's start),
+    ``column``, ``problem`` (the server's own message)."""
+    rows = []
+    for e in errors:
+        loc = list(e.get("loc") or [])
+        numbers = [p for p in loc if isinstance(p, int) and not isinstance(p, bool)]
+        names = [p for p in loc if isinstance(p, str) and p not in ("body", "records",
+                                                                     "data", "columns")]
+        rows.append({"row": first_row + numbers[0] if numbers else None,
+                     "column": names[-1] if names else "",
+                     "problem": shift_rows(str(e.get("msg", "")), first_row)})
+    return pd.DataFrame(rows, columns=["row", "column", "problem"])
+
+
+def shift_rows(text: str, offset: int) -> str:
+    """A batch's message with its row numbers counted from the table's start instead.
+
+    >>> shift_rows("Row 7: expected a number, got 'x'.", 10)
+    "Row 17: expected a number, got 'x'."
+    """
+    if not offset:
+        return text
+    return re.sub(r"\b([Rr]ows?) (\d+)", lambda m: f"{m.group(1)} {int(m.group(2)) + offset}",
+                  text)
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """A table's predictions, or where the server stopped and why."""
+
+    predictions: pd.DataFrame  # the input rows with ``prediction`` (and ``proba_*``)
+    problems: pd.DataFrame  # empty when every batch was accepted
+    message: str | None = None  # the server's detail for the refused batch
+    model: str | None = None
+    version: int | None = None
+
+
+def predict_table(client: Any, ref: str, frame: pd.DataFrame, *, proba: bool = False,
+                  batch_rows: int = BATCH_ROWS) -> BatchResult:
+    """Predict every row of ``frame`` with ``ref`` (``name:version``), ``batch_rows`` a
+    request. A refused batch stops there: the rows before it keep their predictions, and
+    ``problems`` lists the server's messages with row numbers of the whole table."""
+    from fleetlearn.errors import ApiError
+
+    parts = []
+    model = version = None
+    for start in range(0, len(frame), batch_rows):
+        batch = frame.iloc[start:start + batch_rows]
+        try:
+            part = client.predict_frame(ref, batch, return_proba=proba)
+        except ApiError as exc:
+            if exc.status != 422 or not exc.errors:
+                raise
+            done = frame.iloc[:start]
+            out = pd.concat([done.reset_index(drop=True),
+                             pd.concat(parts).reset_index(drop=True)], axis=1) if parts else done
+            return BatchResult(out, problems_frame(exc.errors, first_row=start),
+                               message=shift_rows(exc.detail, start), model=model, version=version)
+        model, version = part.attrs.get("model"), part.attrs.get("version")
+        parts.append(part)
+    result = pd.concat(parts).reset_index(drop=True) if parts else pd.DataFrame()
+    out = pd.concat([frame.reset_index(drop=True), result], axis=1)
+    return BatchResult(out, problems_frame([]), model=model, version=version)

@@ -13,13 +13,14 @@ the Monitoring panel's data function (``collect_monitoring``) is tested directly
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import pytest
-from api_fixtures import serve, toy_records
+from api_fixtures import pipeline_says, serve, toy_records
 from live_server import free_port, serving
-from model_fixtures import ServingModels, register
+from model_fixtures import ServingModels, mixed_frame, records_of, register
 from streamlit.testing.v1 import AppTest
 
 from fleetlearn.client import Client
@@ -232,7 +233,7 @@ def keyed_api(home: Path, keys: dict[str, str], monkeypatch: pytest.MonkeyPatch
         yield url, keys
 
 
-@pytest.mark.parametrize("page", [None, "runs", "models", "monitoring"])
+@pytest.mark.parametrize("page", [None, "runs", "models", "monitoring", "predict"])
 def test_a_wrong_key_asks_for_the_key_again_and_a_good_one_opens_the_page(
         keyed_api: tuple[str, dict[str, str]], monkeypatch: pytest.MonkeyPatch,
         registry: Registry, page: str | None) -> None:
@@ -278,7 +279,7 @@ def test_a_key_without_the_role_is_told_so_and_nothing_changes(
     assert registry.aliases("toy-forest") == {}
 
 
-@pytest.mark.parametrize("page", [None, "runs", "models", "monitoring"])
+@pytest.mark.parametrize("page", [None, "runs", "models", "monitoring", "predict"])
 def test_a_server_that_is_down_is_a_message_not_a_traceback(
         monkeypatch: pytest.MonkeyPatch, page: str | None) -> None:
     dead = f"http://127.0.0.1:{free_port()}"
@@ -289,3 +290,71 @@ def test_a_server_that_is_down_is_a_message_not_a_traceback(
     assert len(messages) == 1, messages
     assert messages[0].startswith("Cannot ")
     assert f"Cannot reach the fleetlearn server at {dead}: connection refused" in messages[0]
+
+
+# ------------------------------------------------------------------ predict
+
+
+def test_the_predict_form_is_made_from_the_schema_and_answers_what_the_model_says(
+        api: str, models: ServingModels) -> None:
+    at = _app("predict")
+    at.selectbox(key="predict-model").select("toy-logreg").run()
+    ref = "toy-logreg:1"
+    schema = models.datasets["toy"].schema
+    kinds = {c.name: c.kind for c in schema.columns}
+    assert kinds == {"x": "numeric", "flag": "boolean", "color": "categorical",
+                     "when": "datetime"}
+    # The right widget per kind, categories as the choices.
+    assert at.selectbox(key=f"pf-{ref}-color").options == [
+        "missing", *[str(c) for c in schema.columns[2].categories]]
+    at.number_input(key=f"pf-{ref}-x").set_value(1.25)
+    at.selectbox(key=f"pf-{ref}-flag").select(True)
+    at.selectbox(key=f"pf-{ref}-color").select("red")
+    at.date_input(key=f"pf-{ref}-when").set_value(date(2020, 3, 1))
+    at.button(key=f"predict-submit-{ref}").click().run()
+    assert not at.exception
+    assert not at.error, [e.value for e in at.error]
+    record = {"x": 1.25, "flag": True, "color": "red", "when": "2020-03-01"}
+    expected = pipeline_says(models, "toy-logreg", [record])[0]
+    assert _metric(at, "prediction of toy-logreg:1") == str(expected)
+    probabilities = _frame_with(at, "probability")
+    assert set(probabilities["class"]) == {"a", "b"}
+    assert probabilities["probability"].sum() == pytest.approx(1.0)
+    assert probabilities["class"].iloc[0] == str(expected)  # most likely first
+
+
+def test_the_predict_form_of_a_regressor_gives_a_number_and_no_probabilities(
+        api: str, models: ServingModels) -> None:
+    at = _app("predict")
+    at.selectbox(key="predict-model").select("house-ridge").run()
+    ref = "house-ridge:1"
+    at.number_input(key=f"pf-{ref}-a").set_value(0.5)
+    at.selectbox(key=f"pf-{ref}-shop").select("north")  # b left empty: missing
+    at.button(key=f"predict-submit-{ref}").click().run()
+    assert not at.error, [e.value for e in at.error]
+    expected = pipeline_says(models, "house-ridge", [{"a": 0.5, "b": None, "shop": "north"}])
+    assert float(_metric(at, f"prediction of {ref}")) == pytest.approx(expected[0])
+    assert not [f for f in at.dataframe if "probability" in f.value.columns]
+
+
+def test_a_batch_is_predicted_in_requests_and_the_rejected_rows_named(
+        api: str, models: ServingModels) -> None:
+    frame = mixed_frame(25, seed=3).drop(columns=["label"])
+    with Client(api) as client:
+        good = views.predict_table(client, "toy-forest:1", frame, proba=True, batch_rows=10)
+        assert good.problems.empty
+        assert good.predictions["prediction"].tolist() == pipeline_says(
+            models, "toy-forest", records_of(frame))
+        assert (good.predictions["proba_a"] + good.predictions["proba_b"]).tolist() == \
+            pytest.approx([1.0] * 25)
+        assert good.predictions["row_id"].tolist() == frame["row_id"].tolist()  # kept
+        bad = frame.astype({"x": object})
+        bad.loc[17, "x"] = "seventeen"
+        refused = views.predict_table(client, "toy-forest:1", bad, batch_rows=10)
+    assert len(refused.predictions) == 10  # the first batch, before the refused one
+    assert refused.problems[["row", "column"]].values.tolist() == [[17, "x"]]
+    # The server's own message, its row counted in the whole table (it said "Row 7").
+    assert refused.problems["problem"].tolist() == ["Row 17: expected a number, got "
+                                                    "'seventeen'."]
+    assert refused.message == ("The request does not fit model toy-forest:1: Row 17: "
+                               "expected a number, got 'seventeen'.")
