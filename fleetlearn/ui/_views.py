@@ -55,6 +55,10 @@ __all__ = [
     "problems_frame",
     "shift_rows",
     "predict_table",
+    "RunProgressView",
+    "run_progress_view",
+    "best_so_far",
+    "model_specs",
 ]
 
 #: Rows asked of the server per page of runs and of models.
@@ -644,3 +648,78 @@ def predict_table(client: Any, ref: str, frame: pd.DataFrame, *, proba: bool = F
     result = pd.concat(parts).reset_index(drop=True) if parts else pd.DataFrame()
     out = pd.concat([frame.reset_index(drop=True), result], axis=1)
     return BatchResult(out, problems_frame([]), model=model, version=version)
+
+
+# ------------------------------------------------------------------ train
+
+#: Statuses a run ends in (as ``fleetlearn.Client.wait_for_run`` reads them).
+FINAL_STATUSES = frozenset({"finished", "failed", "interrupted", "cancelled"})
+
+
+@dataclass(frozen=True)
+class RunProgressView:
+    """How far a run is, for the live panel."""
+
+    status: str
+    units_done: int
+    units_total: int
+    fraction: float
+    eta_s: float | None  # None before the first unit, or once it ended
+    datasets: pd.DataFrame  # dataset, units done, units total
+
+    @property
+    def ended(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+
+def run_progress_view(run: Mapping[str, Any], now: float | None = None) -> RunProgressView:
+    """A ``GET /v1/runs/{id}`` answer as progress: units done of total, per dataset, and
+    the time left at the pace so far (started_at to now over the fraction done).
+
+    >>> v = run_progress_view({"status": "running", "started_at": "2024-01-01T00:00:00+00:00",
+    ...     "progress": {"units_done": 5, "units_total": 20, "fraction": 0.25,
+    ...                  "datasets": {"iris": {"units_done": 5, "units_total": 20}}}},
+    ...     now=pd.Timestamp("2024-01-01T00:01:00+00:00").timestamp())
+    >>> v.eta_s, v.datasets["units done"].tolist()
+    (180.0, [5])
+    """
+    progress = run.get("progress") or {}
+    done, total = int(progress.get("units_done") or 0), int(progress.get("units_total") or 0)
+    fraction = float(progress.get("fraction") or (done / total if total else 0.0))
+    status = str(run.get("status") or "starting")
+    eta = None
+    started = run.get("started_at") or run.get("created_at")
+    if status not in FINAL_STATUSES and started and 0 < fraction < 1:
+        elapsed = (time.time() if now is None else now) - pd.Timestamp(started).timestamp()
+        eta = max(0.0, elapsed * (1 - fraction) / fraction)
+    rows = [{"dataset": name, "units done": d.get("units_done", 0),
+             "units total": d.get("units_total", 0)}
+            for name, d in (progress.get("datasets") or {}).items()]
+    return RunProgressView(status, done, total, min(max(fraction, 0.0), 1.0), eta,
+                           pd.DataFrame(rows, columns=["dataset", "units done", "units total"]))
+
+
+def best_so_far(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """The leader of each dataset in a (partial) leaderboard: ``dataset, model, metric,
+    cv mean``."""
+    out = []
+    for name in leaderboard_datasets(rows):
+        scored = [r for r in rows if str(r.get("dataset")) == name
+                  and _num(r.get("cv_mean")) is not None]
+        if scored:
+            top = scored[0]
+            out.append({"dataset": name, "model": top.get("model"), "metric": top.get("metric"),
+                        "cv mean": _num(top.get("cv_mean"))})
+    return pd.DataFrame(out, columns=["dataset", "model", "metric", "cv mean"])
+
+
+def model_specs(text: str) -> list[str] | None:
+    """The models box: one spec a line or ``;``-separated (a spec's own parameters are
+    comma-separated: ``random_forest:n_estimators=50,max_depth=8``); None (the server's
+    default set) when empty.
+
+    >>> model_specs("ridge; random_forest:n_estimators=50,max_depth=8\\n")
+    ['ridge', 'random_forest:n_estimators=50,max_depth=8']
+    """
+    specs = [s.strip() for s in re.split(r"[;\n]", text) if s.strip()]
+    return specs or None

@@ -17,6 +17,7 @@ st.set_page_config(page_title="fleetlearn", page_icon=":material/hub:", layout="
 page = st.navigation([
     st.Page(PAGES_DIR / "overview.py", title="Overview", icon=":material/dashboard:",
             default=True),
+    st.Page(PAGES_DIR / "train.py", title="Train", icon=":material/model_training:"),
     st.Page(PAGES_DIR / "runs.py", title="Runs", icon=":material/leaderboard:"),
     st.Page(PAGES_DIR / "models.py", title="Models", icon=":material/inventory_2:"),
     st.Page(PAGES_DIR / "predict.py", title="Predict", icon=":material/online_prediction:"),

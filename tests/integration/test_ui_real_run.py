@@ -138,3 +138,53 @@ def test_monitoring_shows_the_clusters_node_and_its_resources(
     assert table["state"].iloc[0] in {"RUNNING", "IDLE"}
     assert f"Ray cluster at {snap.cluster['address']}: 1 node(s) alive" in " ".join(
         c.value for c in at.caption)
+
+
+def test_train_page_starts_a_run_and_follows_it_to_its_leaderboard(
+        tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    from fleetlearn.registry import Registry
+
+    iris = load_iris(as_frame=True).frame.rename(columns={"target": "species"})
+    iris.to_csv(tmp_path / "flowers.csv", index=False)
+    port = free_port()
+    settings = ServeSettings(registry_url=f"sqlite:///{home}/registry.db",
+                             artifact_dir=str(home / "artifacts"), data_dir=str(home / "data"),
+                             port=port, refresh_s=0.2,
+                             ray_address=ray.get_runtime_context().gcs_address)
+    with serving(create_app(settings), port) as url, Client(url) as client:
+        monkeypatch.setenv("FLEETLEARN_URL", url)
+        monkeypatch.delenv("FLEETLEARN_API_KEY", raising=False)
+        client.upload_dataset(tmp_path / "flowers.csv")  # AppTest cannot drive an upload
+        at = _page("train")
+        at.selectbox(key="train-table").select("flowers.csv")
+        assert at.selectbox(key="train-target").options[-1] == "species"
+        at.selectbox(key="train-target").select("species")
+        at.text_area(key="train-models").input("logistic_regression\ndecision_tree:max_depth=2")
+        at.number_input(key="train-folds").set_value(3)
+        at.button(key="train-start").click().run()
+        assert not at.exception
+        assert not at.error, [e.value for e in at.error]
+        run_id = at.session_state["train_run"]
+        assert any(s.value.startswith(f"Run {run_id} started: 10 units") for s in at.success)
+        deadline = time.monotonic() + 300
+        while not any(h.value == f"Run {run_id}: finished" for h in at.subheader):
+            assert time.monotonic() < deadline, [h.value for h in at.subheader]
+            assert not any(h.value.endswith(("failed", "interrupted")) for h in at.subheader)
+            time.sleep(1.0)
+            at.run()  # the fragment's refresh, as AppTest runs it: with the page
+        datasets = [f.value for f in at.dataframe if "units total" in f.value.columns][0]
+        assert datasets.values.tolist() == [["flowers", 10, 10]]
+        best = [f.value for f in at.dataframe if "cv mean" in f.value.columns][0]
+        board = client.leaderboard(run_id)
+        assert best[["dataset", "model"]].values.tolist() == [["flowers", board[0]["model"]]]
+        assert best["cv mean"].iloc[0] == pytest.approx(board[0]["cv_mean"])
+        assert "10 / 10 units" in at.get("progress")[0].proto.text
+    reg = Registry(f"sqlite:///{home}/registry.db", artifact_dir=home / "artifacts")
+    try:
+        assert reg.get_run(run_id).status == "finished"
+        assert {mv.name for mv in reg.list_models(run_id=run_id)} == {
+            "flowers-logistic_regression", "flowers-decision_tree"}
+    finally:
+        reg.close()

@@ -233,7 +233,7 @@ def keyed_api(home: Path, keys: dict[str, str], monkeypatch: pytest.MonkeyPatch
         yield url, keys
 
 
-@pytest.mark.parametrize("page", [None, "runs", "models", "monitoring", "predict"])
+@pytest.mark.parametrize("page", [None, "train", "runs", "models", "monitoring", "predict"])
 def test_a_wrong_key_asks_for_the_key_again_and_a_good_one_opens_the_page(
         keyed_api: tuple[str, dict[str, str]], monkeypatch: pytest.MonkeyPatch,
         registry: Registry, page: str | None) -> None:
@@ -279,7 +279,7 @@ def test_a_key_without_the_role_is_told_so_and_nothing_changes(
     assert registry.aliases("toy-forest") == {}
 
 
-@pytest.mark.parametrize("page", [None, "runs", "models", "monitoring", "predict"])
+@pytest.mark.parametrize("page", [None, "train", "runs", "models", "monitoring", "predict"])
 def test_a_server_that_is_down_is_a_message_not_a_traceback(
         monkeypatch: pytest.MonkeyPatch, page: str | None) -> None:
     dead = f"http://127.0.0.1:{free_port()}"
@@ -358,3 +358,32 @@ def test_a_batch_is_predicted_in_requests_and_the_rejected_rows_named(
                                                     "'seventeen'."]
     assert refused.message == ("The request does not fit model toy-forest:1: Row 17: "
                                "expected a number, got 'seventeen'.")
+
+
+# ------------------------------------------------------------------ train
+
+
+def test_train_with_a_model_the_server_does_not_know_is_its_message_and_no_run(
+        home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        registry: Registry) -> None:
+    before = [r.id for r in registry.list_runs(limit=100)]
+    mixed_frame(60).to_csv(tmp_path / "people.csv", index=False)
+    with serve(home, data_dir=str(tmp_path / "data")) as app_client, \
+            serving(app_client.app, free_port()) as url:
+        monkeypatch.setenv("FLEETLEARN_URL", url)
+        monkeypatch.delenv("FLEETLEARN_API_KEY", raising=False)
+        with Client(url) as client:
+            client.upload_dataset(tmp_path / "people.csv")
+        at = _app("train")
+        assert at.selectbox(key="train-table").options == ["people.csv"]
+        assert at.selectbox(key="train-target").value == "label"  # the last column
+        at.text_area(key="train-models").input("random_forrest")
+        at.button(key="train-start").click().run()
+    assert not at.exception
+    messages = [e.value for e in at.error]
+    assert len(messages) == 1, messages
+    assert messages[0].startswith("Cannot start the run (422): ")
+    assert "random_forrest" in messages[0]
+    assert "random_forest" in messages[0]  # the server's suggestion
+    assert "train_run" not in at.session_state
+    assert [r.id for r in registry.list_runs(limit=100)] == before

@@ -121,3 +121,29 @@ def test_the_gui_imports_only_the_client_and_the_figure_builders() -> None:
     assert len(found) >= 6  # the app, four pages, the views and the session
     wrong = {f: sorted(n - allowed) for f, n in found.items() if n - allowed}
     assert wrong == {}, f"the GUI must talk HTTP only: {wrong}"
+
+
+def test_run_progress_view_gives_the_time_left_at_the_pace_so_far() -> None:
+    run = {"status": "running", "started_at": "2024-01-01T00:00:00+00:00",
+           "progress": {"units_done": 10, "units_total": 40, "fraction": 0.25,
+                        "datasets": {"a": {"units_done": 10, "units_total": 20},
+                                     "b": {"units_done": 0, "units_total": 20}}}}
+    now = 120.0 + 1704067200.0  # two minutes after the start
+    view = views.run_progress_view(run, now=now)
+    assert (view.units_done, view.units_total, view.fraction) == (10, 40, 0.25)
+    assert view.eta_s == pytest.approx(360.0)
+    assert view.datasets.values.tolist() == [["a", 10, 20], ["b", 0, 20]]
+    assert not view.ended
+    done = views.run_progress_view({**run, "status": "finished"}, now=now)
+    assert done.ended
+    assert done.eta_s is None
+    assert views.run_progress_view({"status": "starting"}).fraction == 0.0
+
+
+def test_best_so_far_is_each_datasets_first_scored_row() -> None:
+    rows = [{"dataset": "d", "model": "pending", "cv_mean": None, "metric": "r2"},
+            {"dataset": "d", "model": "ridge", "cv_mean": 0.7, "metric": "r2"},
+            {"dataset": "e", "model": "svc", "cv_mean": 0.9, "metric": "accuracy"}]
+    assert views.best_so_far(rows).values.tolist() == [["d", "ridge", "r2", 0.7],
+                                                       ["e", "svc", "accuracy", 0.9]]
+    assert views.model_specs(" \n ") is None
