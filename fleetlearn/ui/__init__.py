@@ -13,7 +13,7 @@ Layout (skops keeps its Streamlit app thin and outside the library's logic; so h
   tested directly.
 * ``_session``: the Streamlit side shared by every page: the client of this browser
   session, the API key prompt, API errors shown as messages.
-* ``app.py``: the entry point (``st.navigation``), ``pages/*.py``: one script per page.
+* ``app.py``: the entry point (``st.navigation``), ``screens/*.py``: one script per page.
 
 Streamlit is an optional dependency: ``pip install 'fleetlearn[ui]'``. Importing this
 package does not import it.
@@ -28,7 +28,9 @@ __all__ = ["APP_FILE", "PAGES_DIR", "require_streamlit"]
 #: The script ``streamlit run`` is given.
 APP_FILE = Path(__file__).with_name("app.py")
 #: The page scripts (``st.Page`` files, relative to the app for ``AppTest.switch_page``).
-PAGES_DIR = APP_FILE.parent / "pages"
+# Not "pages/": Streamlit would also serve a folder of that name beside the app as
+# pages of its own (its older multipage layout), bypassing app.py and st.navigation.
+PAGES_DIR = APP_FILE.parent / "screens"
 
 
 def require_streamlit() -> None:

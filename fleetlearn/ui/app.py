@@ -1,7 +1,7 @@
 """The GUI's entry point: ``streamlit run fleetlearn/ui/app.py`` (``fleetlearn ui``).
 
 The frame around every page: the page menu (``st.navigation``) and the server the GUI
-talks to. Each page is a script in ``pages/``.
+talks to. Each page is a script in ``screens/``.
 """
 
 from __future__ import annotations

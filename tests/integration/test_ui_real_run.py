@@ -56,7 +56,7 @@ def trained(tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch
 
 def _page(page: str) -> AppTest:
     at = AppTest.from_file(str(APP_FILE), default_timeout=120).run()
-    at.switch_page(f"pages/{page}.py").run()
+    at.switch_page(f"screens/{page}.py").run()
     assert not at.exception, [e.value for e in at.exception]
     assert not at.error, [e.value for e in at.error]
     return at

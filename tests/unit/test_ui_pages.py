@@ -44,7 +44,7 @@ def api(home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 def _app(page: str | None = None) -> AppTest:
     at = AppTest.from_file(str(APP_FILE), default_timeout=TIMEOUT_S).run()
     if page is not None:
-        at.switch_page(f"pages/{page}.py").run()
+        at.switch_page(f"screens/{page}.py").run()
     assert not at.exception, [e.value for e in at.exception]
     return at
 
