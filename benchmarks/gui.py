@@ -12,9 +12,17 @@ HTTP calls to the server included (each page asks for one page of 50 rows, paged
 server); not the browser's drawing of the elements, which a Playwright measurement
 (a later step of issue 11) adds. Target (issue 11): under 2 s for Runs and Models.
 
+``--soak SECONDS`` adds the memory part: ``fleetlearn ui`` (a process) with the
+Monitoring page open in headless Chromium (Playwright, Debian's ``/usr/bin/chromium``),
+refreshing every ``--refresh`` seconds (default 1: 720 refreshes in 12 minutes are an
+hour at the default 5 s), while the resident memory of the GUI's process tree is
+sampled every 5 s. Target (issue 11): after an hour of auto-refresh, at most 10 % above
+the memory after the first minute.
+
 Usage::
 
     python benchmarks/gui.py                    # 1,000 runs, 200 models, 5 repeats
+    python benchmarks/gui.py --repeats 1 --soak 720     # + 720 refreshes of Monitoring
     python benchmarks/gui.py --runs 200 --models 50 --repeats 2 --out /tmp/bench
 """
 
@@ -115,11 +123,70 @@ def render(page: str) -> dict[str, Any]:
     return {"seconds": seconds, "tables": [len(f.value) for f in at.dataframe]}
 
 
+def soak(api_url: str, seconds: float, refresh: float, env_base: dict[str, str]
+         ) -> dict[str, Any]:
+    """Monitoring open in Chromium for ``seconds``; the GUI tree's RSS over time."""
+    import psutil
+    from playwright.sync_api import sync_playwright
+
+    port = _free_port()
+    env = {**env_base, "FLEETLEARN_UI_REFRESH_S": str(refresh)}
+    ui = subprocess.Popen([sys.executable, "-m", "fleetlearn", "ui", "--api", api_url,
+                           "--port", str(port)], env=env, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL)
+    import httpx
+
+    def rss() -> int:
+        procs = [psutil.Process(ui.pid), *psutil.Process(ui.pid).children(recursive=True)]
+        return sum(p.memory_info().rss for p in procs)
+
+    samples: list[tuple[float, int]] = []
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/_stcore/health", timeout=2).text == "ok":
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("fleetlearn ui did not start within 120 s")
+            time.sleep(0.3)
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=[
+                "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-component-update"])
+            page = browser.new_page()
+            page.goto(f"http://127.0.0.1:{port}/monitoring")
+            page.get_by_role("heading", name="Serving").wait_for(timeout=60_000)
+            start = time.monotonic()
+            while (elapsed := time.monotonic() - start) < seconds:
+                samples.append((elapsed, rss()))
+                page.wait_for_timeout(5000)
+            samples.append((time.monotonic() - start, rss()))
+            browser.close()
+    finally:
+        ui.terminate()
+        ui.wait(15)
+    first_minute = [m for t, m in samples if t <= 60.0]
+    at_minute = first_minute[-1]
+    end = samples[-1][1]
+    return {"seconds": seconds, "refresh_s": refresh,
+            "refreshes": int(seconds / refresh), "rss_after_1_min_mib": at_minute / 2**20,
+            "rss_end_mib": end / 2**20, "growth": end / at_minute - 1.0,
+            "meets_target": end <= 1.10 * at_minute,
+            "samples": [(round(t, 1), round(m / 2**20, 1)) for t, m in samples]}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=1000)
     parser.add_argument("--models", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--soak", type=float, default=0.0,
+                        help="Seconds of Monitoring open in Chromium (0: skip)")
+    parser.add_argument("--refresh", type=float, default=1.0,
+                        help="Monitoring's refresh period during --soak")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "issue11")
     args = parser.parse_args(argv)
     if not 0 <= args.models <= args.runs:
@@ -144,10 +211,19 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{page:>10}: median {pages[page]['median_s']:.3f} s, max "
                       f"{pages[page]['max_s']:.3f} s, tables {rounds[0]['tables']}",
                       file=sys.stderr)
+            memory = None
+            if args.soak > 0:
+                env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+                    p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)}
+                memory = soak(os.environ["FLEETLEARN_URL"], args.soak, args.refresh, env)
+                print(f"soak: {memory['refreshes']} refreshes, RSS "
+                      f"{memory['rss_after_1_min_mib']:.0f} MiB after 1 min, "
+                      f"{memory['rss_end_mib']:.0f} MiB at the end "
+                      f"({100 * memory['growth']:+.1f} %)", file=sys.stderr)
         finally:
             proc.terminate()
             proc.wait(15)
-    result = {"runs": args.runs, "models": args.models, "repeats": args.repeats,
+    result = {"memory": memory,"runs": args.runs, "models": args.models, "repeats": args.repeats,
               "target_s": TARGET_S, "pages": pages,
               "meets_target": all(pages[p]["max_s"] < TARGET_S for p in ("runs", "models")),
               "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
