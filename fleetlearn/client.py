@@ -165,9 +165,11 @@ class Client:
 
     def models(self, *, dataset: str | None = None, task: str | None = None,
                alias: str | None = None, metric: str | None = None,
-               limit: int | None = None) -> list[dict[str, Any]]:
-        """The latest version of every model (filters as ``GET /v1/models``)."""
-        params = _params(dataset=dataset, task=task, alias=alias, metric=metric, limit=limit)
+               limit: int | None = None, offset: int | None = None) -> list[dict[str, Any]]:
+        """The latest version of every model (filters as ``GET /v1/models``), by name;
+        ``offset`` skips that many first (paging)."""
+        params = _params(dataset=dataset, task=task, alias=alias, metric=metric, limit=limit,
+                         offset=offset)
         return self._json("GET", "/v1/models", params=params)["data"]
 
     def model_versions(self, name: str) -> dict[str, Any]:
@@ -186,6 +188,10 @@ class Client:
     def delete_alias(self, name: str, alias: str) -> None:
         """Remove an alias (admin)."""
         self._json("DELETE", _path("/v1/models", name, "aliases", alias))
+
+    def delete_model_version(self, name: str, version: int) -> None:
+        """Delete one version and the aliases pointing at it (admin)."""
+        self._json("DELETE", _path("/v1/models", name, "versions", int(version)))
 
     # ------------------------------------------------------------- predict
 
@@ -327,9 +333,11 @@ class Client:
         }
         return self._json("POST", "/v1/runs", json=body, timeout=max(self.timeout, 300.0))
 
-    def runs(self, *, limit: int = 50, status: str | None = None) -> list[dict[str, Any]]:
-        """Recent runs, newest first."""
-        return self._json("GET", "/v1/runs", params=_params(limit=limit, status=status))["data"]
+    def runs(self, *, limit: int = 50, offset: int = 0,
+             status: str | None = None) -> list[dict[str, Any]]:
+        """Recent runs, newest first; ``offset`` skips that many of the newest (paging)."""
+        params = _params(limit=limit, offset=offset or None, status=status)
+        return self._json("GET", "/v1/runs", params=params)["data"]
 
     def run(self, run_id: str) -> dict[str, Any]:
         """One run: status, progress (units and trials done/total), failures."""

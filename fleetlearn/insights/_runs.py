@@ -400,8 +400,9 @@ def run_detail(registry: Registry, run_id: str) -> RunDetail:
         progress=_progress(registry, run, names), config=run.config)
 
 
-def run_summaries(registry: Registry, limit: int = 50) -> list[RunSummary]:
-    """The most recent runs, newest first, each with its datasets' names.
+def run_summaries(registry: Registry, limit: int = 50, offset: int = 0) -> list[RunSummary]:
+    """The most recent runs, newest first, each with its datasets' names (``offset``:
+    skip that many of the newest first, for paging).
 
     Examples
     --------
@@ -412,4 +413,4 @@ def run_summaries(registry: Registry, limit: int = 50) -> list[RunSummary]:
     return [RunSummary(id=r.id, name=r.name, status=r.status, created_at=r.created_at,
                        started_at=r.started_at, finished_at=r.finished_at, error=r.error,
                        datasets=tuple(d.name for d in registry.run_datasets(r.id)))
-            for r in registry.list_runs(limit=limit)]
+            for r in registry.list_runs(limit=limit, offset=offset)]

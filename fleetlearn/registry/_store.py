@@ -312,11 +312,12 @@ class Registry(ServingStoreMixin, LaunchStoreMixin):
         with self._read() as s:
             return _run(self._resolve_run(s, run_id))
 
-    def list_runs(self, limit: int = 50) -> list[Run]:
-        """Return the newest ``limit`` runs, newest first."""
+    def list_runs(self, limit: int = 50, offset: int = 0) -> list[Run]:
+        """Return the newest ``limit`` runs, newest first, after skipping ``offset``."""
         with self._read() as s:
             rows = s.scalars(
-                sa.select(SqlRun).order_by(SqlRun.created_at.desc(), SqlRun.id).limit(limit)
+                sa.select(SqlRun).order_by(SqlRun.created_at.desc(), SqlRun.id)
+                .offset(max(int(offset), 0)).limit(limit)
             )
             return [_run(r) for r in rows]
 

@@ -53,6 +53,8 @@ def list_models(
     metric: Annotated[str | None, Query(description="Only versions scored on this test "
                                         "metric, best first")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    offset: Annotated[int, Query(ge=0, description="Skip this many models first (paging: "
+                                 "the next page is offset + limit)")] = 0,
 ) -> dict[str, Any]:
     versions = state.registry.list_models(dataset=dataset, task=task)
     if alias is not None:
@@ -71,7 +73,7 @@ def list_models(
         versions.sort(key=lambda mv: score_of(mv, metric) or 0.0, reverse=best_high)
     datasets = {}
     rows = []
-    for mv in versions[:limit]:
+    for mv in versions[offset:offset + limit]:
         if mv.dataset_id is not None and mv.dataset_id not in datasets and mv.run_id:
             for d in state.registry.run_datasets(mv.run_id):
                 datasets[d.id] = d
@@ -104,6 +106,18 @@ def model_version(state: StateDep, _: ReadKey, name: str,
                   version: Annotated[int, Path(ge=1)]) -> dict[str, Any]:
     name, _v, _a = parse_model_ref(name)
     return version_public(state.registry.get_model_version(name, version=version))
+
+
+@router.delete("/models/{name}/versions/{version}", status_code=204,
+               summary="Delete a version, and the aliases pointing at it (admin)",
+               description="Its artifact file goes too when no other version shares it. "
+               "Servers stop serving it within seconds (the registry's version stamp).",
+               operation_id="deleteModelVersion")
+def delete_version(state: StateDep, _: AdminKey, name: str,
+                   version: Annotated[int, Path(ge=1)]) -> Response:
+    name, _v, _a = parse_model_ref(name)
+    state.registry.delete_model_version(name, version)
+    return Response(status_code=204)
 
 
 @router.put("/models/{name}/aliases/{alias}", response_model=ModelVersionPublic,

@@ -119,18 +119,21 @@ async def start_run(state: StateDep, launcher: LauncherDep, _: TrainKey,
 def list_runs(
     state: StateDep, launcher: LauncherDep, _: ReadKey,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0, description="Skip this many of the newest runs "
+                                 "first (paging: the next page is offset + limit)")] = 0,
     status: Annotated[str | None, Query(
         pattern="^(starting|running|finished|failed|interrupted)$")] = None,
 ) -> dict[str, Any]:
     # check() first: a dead driver's run is marked interrupted before it is listed.
-    for r in state.registry.list_runs(limit=limit):
+    for r in state.registry.list_runs(limit=limit, offset=offset):
         launcher.check(r)
-    summaries = insights.run_summaries(state.registry, limit=limit)
+    summaries = insights.run_summaries(state.registry, limit=limit, offset=offset)
     known = {r.id for r in summaries}
+    # Runs still starting have no row yet: they are the newest, listed on the first page.
     rows: list[dict[str, Any]] = [
         {"id": rid, "name": None, "status": "starting", "created_at": None,
          "finished_at": None, "error": None, "datasets": []}
-        for rid in launcher.starting() if rid not in known]
+        for rid in (launcher.starting() if offset == 0 else ()) if rid not in known]
     rows += [r.to_dict() for r in summaries]
     if status is not None:
         rows = [r for r in rows if r["status"] == status]

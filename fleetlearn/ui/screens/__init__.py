@@ -1,0 +1,1 @@
+"""The GUI's pages: scripts ``streamlit`` runs through ``st.navigation`` (never imported)."""

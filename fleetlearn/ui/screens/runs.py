@@ -1,0 +1,96 @@
+"""Runs: every run (paged on the server), a run's leaderboard with the tied-with-best
+marking and confidence intervals, its figures, and its HTML report to download."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from fleetlearn.ui import _views as views
+from fleetlearn.ui._session import call
+
+PAGE_STATE = "runs_page"
+REPORT_STATE = "runs_report"  # (run id, html): one report held at a time
+
+st.title("Runs")
+
+page = int(st.session_state.get(PAGE_STATE, 0))
+offset = page * views.PAGE_SIZE
+runs = call("list the runs", lambda c: c.runs(limit=views.PAGE_SIZE, offset=offset)) or []
+_, more, label = views.page_window(page, len(runs))
+if not runs and page == 0:
+    st.info("No run yet: start one with fleetlearn train, or POST /v1/runs.")
+    st.stop()
+
+table = st.dataframe(views.runs_frame(runs), hide_index=True, key="runs-table",
+                     on_select="rerun", selection_mode="single-row")
+back, caption, forward = st.columns([1, 4, 1])
+if back.button("Newer", disabled=page == 0, icon=":material/chevron_left:",
+               key="runs-newer"):
+    st.session_state[PAGE_STATE] = page - 1
+    st.rerun()
+caption.caption(f"Page {page + 1}: {label}, newest first")
+if forward.button("Older", disabled=not more, icon=":material/chevron_right:",
+                  key="runs-older"):
+    st.session_state[PAGE_STATE] = page + 1
+    st.rerun()
+if not runs:
+    st.stop()
+
+ids = [r["id"] for r in runs]
+picked = table.selection.rows if table is not None and table.selection else []
+labels = {r["id"]: f"{r['id']} {r.get('name') or ''} ({r['status']})" for r in runs}
+run_id = st.selectbox("Run", ids, index=picked[0] if picked else 0, key="runs-pick",
+                      format_func=labels.get)
+
+run = call(f"read run {run_id}", lambda c: c.run(run_id))
+progress = run.get("progress") or {}
+status, units, trials = st.columns(3)
+status.metric("status", run["status"])
+units.metric("units done", f"{progress.get('units_done', 0)} / {progress.get('units_total', 0)}")
+trials.metric("trials done",
+              f"{progress.get('trials_done', 0)} / {progress.get('trials_total', 0)}")
+if run.get("error"):
+    st.error(f"Run {run_id} stopped: {run['error']}")
+for failure in progress.get("failures") or []:
+    st.warning(f"{failure.get('dataset')} / {failure.get('model')} {failure.get('unit')}: "
+               f"{failure.get('error')}")
+
+rows = call(f"read the leaderboard of run {run_id}", lambda c: c.leaderboard(run_id)) or []
+if not rows:
+    st.info("No result yet: the leaderboard fills in as the run's units finish.")
+    st.stop()
+
+st.subheader("Leaderboard")
+st.caption("Ranked by the mean cross-validated score. 'tied with best': not significantly "
+           "different from the best (corrected resampled t-test, Holm-adjusted, α = 0.05); "
+           "the 95 % confidence interval is over the folds.")
+figures = views.cost_quality_figures(rows)
+for dataset in views.leaderboard_datasets(rows):
+    st.markdown(f"**{dataset}**")
+    st.dataframe(views.leaderboard_frame(rows, dataset), hide_index=True,
+                 key=f"board-{dataset}")
+    with st.expander(f"{dataset}: fit time vs score"):
+        st.plotly_chart(figures[dataset], key=f"cost-{dataset}")
+
+compare = call(f"compare the models of run {run_id}", lambda c: c.compare(run_id),
+               stop=False) or {}
+for task, figure in views.critical_difference_figures(compare).items():
+    st.subheader(f"Across datasets ({task})")
+    st.plotly_chart(figure, key=f"cd-{task}")
+for note in compare.get("notes") or []:
+    st.caption(note)
+
+st.subheader("Report")
+st.caption("Every figure of the run (folds, training and learning curves, confusion, ROC "
+           "and precision-recall or residuals, importance) in one HTML file that opens "
+           "offline.")
+held = st.session_state.get(REPORT_STATE)
+if held is not None and held[0] == run_id:
+    st.download_button("Download the HTML report", held[1], file_name=f"report-{run_id}.html",
+                       mime="text/html", icon=":material/download:")
+elif st.button("Prepare the HTML report", icon=":material/description:",
+                 key="report-prepare"):
+    with st.spinner("The server is drawing the report…"):
+        html = call(f"build the report of run {run_id}", lambda c: c.report(run_id))
+    st.session_state[REPORT_STATE] = (run_id, html)
+    st.rerun()
