@@ -36,6 +36,7 @@ class PredictLoad:
     interval_s: float = 0.05
     timeout_s: float = 10.0
     requests: list[Request] = field(default_factory=list)
+    headers: dict[str, str] = field(default_factory=dict)  # e.g. an API key
 
     def __post_init__(self) -> None:
         self._stop = threading.Event()
@@ -51,7 +52,7 @@ class PredictLoad:
         return list(self.requests)
 
     def _loop(self) -> None:
-        with httpx.Client(timeout=self.timeout_s) as client:
+        with httpx.Client(timeout=self.timeout_s, headers=self.headers) as client:
             while not self._stop.is_set():
                 sent = time.monotonic()
                 try:
