@@ -23,6 +23,8 @@ echo "$role" > /tmp/fleetlearn-role 2>/dev/null || true
 node_ip() { hostname -i | awk '{print $1}'; }
 head_address="${FLEETLEARN_CLUSTER_ADDRESS:-ray-head:6380}"
 object_store="${RAY_OBJECT_STORE_BYTES:-300000000}"
+# Ray's Prometheus metrics on every node (deploy/observability/prometheus.yml scrapes it).
+metrics_port="${RAY_METRICS_EXPORT_PORT:-8080}"
 redis_password_args=()
 if [ -n "${RAY_REDIS_PASSWORD:-}" ]; then redis_password_args=(--redis-password "$RAY_REDIS_PASSWORD"); fi
 
@@ -45,7 +47,7 @@ join_without_cpus() {
   fleetlearn cluster join --address "$head_address" --node-ip-address "$(node_ip)" \
     --timeout "${FLEETLEARN_JOIN_TIMEOUT:-600}" -- --num-cpus 0 \
     --object-store-memory "${RAY_DRIVER_OBJECT_STORE_BYTES:-100000000}" \
-    --temp-dir "$RAY_TMPDIR" &
+    --metrics-export-port "$metrics_port" --temp-dir "$RAY_TMPDIR" &
 }
 
 wait_local_raylet() {
@@ -71,14 +73,15 @@ case "$role" in
     exec ray start --head --block --disable-usage-stats --port "${head_address##*:}" \
       --node-ip-address "$(node_ip)" --num-cpus "${RAY_NUM_CPUS:-0}" \
       --object-store-memory "$object_store" --include-dashboard false \
-      --temp-dir "$RAY_TMPDIR" "${redis_password_args[@]}" "$@"
+      --metrics-export-port "$metrics_port" --temp-dir "$RAY_TMPDIR" "${redis_password_args[@]}" "$@"
     ;;
   worker)
     # A small random delay: workers scaled up together do not all knock at once.
     sleep "$(awk -v s="$RANDOM" 'BEGIN{srand(s); printf "%.2f", rand()*2}')"
     exec fleetlearn cluster join --address "$head_address" --node-ip-address "$(node_ip)" \
       --timeout "${FLEETLEARN_JOIN_TIMEOUT:-600}" -- --num-cpus "${RAY_NUM_CPUS:-2}" \
-      --object-store-memory "$object_store" --temp-dir "$RAY_TMPDIR" "$@"
+      --object-store-memory "$object_store" --metrics-export-port "$metrics_port" \
+      --temp-dir "$RAY_TMPDIR" "$@"
     ;;
   api)
     need_key

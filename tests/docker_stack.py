@@ -70,12 +70,25 @@ def docker_missing() -> str | None:
     return None
 
 
+#: The machine's own extra CA certificates (a TLS-intercepting proxy), for the builds.
+MACHINE_CA_DIR = Path("/usr/local/share/ca-certificates")
+
+
 def build_images(log: Path) -> float:
-    """``deploy/build-images.sh``; the seconds it took (cached: a few)."""
+    """``deploy/build-images.sh``; the seconds it took (cached: a few).
+
+    The build stages trust ``$FLEETLEARN_EXTRA_CA_DIR``, else this machine's extra CA
+    certificates when it has some (``none`` trusts nothing more): behind a
+    TLS-intercepting proxy pip cannot reach PyPI otherwise. The images never hold them.
+    """
+    ca_dir = os.environ.get("FLEETLEARN_EXTRA_CA_DIR")
+    if ca_dir is None and any(MACHINE_CA_DIR.glob("*.crt")):
+        ca_dir = str(MACHINE_CA_DIR)
+    env = {**os.environ, "FLEETLEARN_EXTRA_CA_DIR": "" if ca_dir in (None, "none") else ca_dir}
     start = time.monotonic()
     with log.open("a") as out:
         code = subprocess.run(["bash", str(REPO / "deploy" / "build-images.sh")], cwd=REPO,
-                              stdout=out, stderr=subprocess.STDOUT).returncode
+                              env=env, stdout=out, stderr=subprocess.STDOUT).returncode
     assert code == 0, f"deploy/build-images.sh failed:\n{log.read_text()[-4000:]}"
     return time.monotonic() - start
 

@@ -129,7 +129,8 @@ def test_the_stack_answers_and_a_worker_started_later_joins_and_gets_tasks(
     gate = stack.gate / "late"
     gate.mkdir(mode=0o777)
     gate.chmod(0o777)
-    dataset = client.upload_dataset(write_table(stack.folder / "late" / "table.csv"))["name"]
+    dataset = client.upload_dataset(write_table(stack.folder / "late" / "table.csv"),
+                                    name="late.csv")["name"]
     run = client.start_run(dataset, "label", models=gated_models("/gate/late"), folds=5,
                            curves=False, seed=11)
     try:
@@ -393,7 +394,7 @@ def test_fault3_the_head_container_killed_and_restarted_loses_no_prediction_or_r
 
     # A run in flight through the API: the head is killed once some units are journaled.
     dataset = client.upload_dataset(write_table(stack.folder / "fault3" / "table.csv",
-                                                rows=2000))["name"]
+                                                rows=2000), name="fault3.csv")["name"]
     models = ["random_forest:n_estimators=60", "extra_trees:n_estimators=60",
               "logistic_regression", "knn"]
     run_id = client.start_run(dataset, "label", models=models, folds=4, curves=False,
