@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SCRIPTS = [ROOT / "scripts" / name for name in ("setup", "setup-browser", "test", "quickstart")]
+SCRIPTS = [ROOT / "scripts" / name for name in ("setup", "setup-browser", "setup-docker", "test",
+                                                "quickstart")]
 BASH = "/bin/bash"
 
 
@@ -78,3 +79,7 @@ def test_the_dev_setup_and_ci_share_the_browser_setup() -> None:
     ci = (ROOT / ".ci" / "run").read_text()
     assert "exec bash scripts/test" in ci
     assert "apt-get" not in ci
+    # Docker too: scripts/setup dev and .ci/run (which must start the engine before
+    # scripts/test, to build the images meanwhile) use the same install script.
+    assert "bash scripts/setup-docker" in (ROOT / "scripts" / "setup").read_text()
+    assert "bash scripts/setup-docker" in ci
