@@ -148,7 +148,9 @@ def table(records: list[dict[str, Any]]) -> str:
             "p50/p99 after", "ready s", "trials lost", "models lost", "units twice"]
     rows = [head]
     for r in records:
-        total = r.get("requests") or {}
+        # Fault 4 counts requests retried by the client: answered, and lost after retries.
+        total = r.get("requests") or ({"sent": r["sent"], "ok": r.get("answered"),
+                                       "failed": r.get("lost")} if "sent" in r else {})
         lat = [f"{_cell((r.get(w) or {}).get('p50_ms'))}/{_cell((r.get(w) or {}).get('p99_ms'))}"
                for w in WINDOWS]
         rows.append([r["fault"], r["outcome"], _cell(total.get("sent")), _cell(total.get("ok")),
