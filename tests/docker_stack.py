@@ -162,7 +162,10 @@ class ComposeStack:
         assert command is not None
         argv = [*command, "-p", self.project, "-f", str(COMPOSE_FILE), "-f",
                 str(TEST_OVERRIDE), "--env-file", str(self.env_file), *args]
-        env = {**os.environ, "COMPOSE_PROFILES": "ray-serve"}
+        # Under vfs a container's creation copies its whole image (about 1 GB): on a loaded
+        # machine that outlasts docker-compose 1.29's 60 s client timeout.
+        env = {"COMPOSE_HTTP_TIMEOUT": "600", "DOCKER_CLIENT_TIMEOUT": "600", **os.environ,
+               "COMPOSE_PROFILES": "ray-serve"}
         if capture:
             done = subprocess.run(argv, env=env, capture_output=True, text=True,
                                   timeout=timeout)

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -56,12 +58,16 @@ def docker_images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, float]:
 
 @pytest.fixture(scope="module")
 def stack(docker_images: dict[str, float],
-          tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComposeStack]:
-    # Not under pytest's own long temp path: the gate is bind-mounted, names stay short.
-    stack = ComposeStack(tmp_path_factory.mktemp("stack"),
-                         env={"FLEETLEARN_WORKER_CPUS": str(WORKER_CPUS)})
+          request: pytest.FixtureRequest) -> Iterator[ComposeStack]:
+    # Not under pytest's temp folder: other pytest sessions on the machine rotate it (keep
+    # 3) while this one's containers still mount its gate. Removed after a pass; kept,
+    # with the containers' logs, after a failure.
+    folder = Path(tempfile.mkdtemp(prefix="fleetlearn-docker-", dir="/tmp"))
+    stack = ComposeStack(folder, env={"FLEETLEARN_WORKER_CPUS": str(WORKER_CPUS)})
     timings: dict[str, float] = {**docker_images}
     started = time.monotonic()
+    passed = False
+    failed_before = request.session.testsfailed
     try:
         stack.up(WORKERS)
         # The API waits for its first key (a server off loopback requires keys).
@@ -101,8 +107,11 @@ def stack(docker_images: dict[str, float],
         stack.timings = timings
         print("stack timings:", timings)
         yield stack
+        passed = request.session.testsfailed == failed_before
     finally:
         try:
             print("containers' logs:", stack.logs())
         finally:
             stack.down()
+            if passed:
+                shutil.rmtree(folder, ignore_errors=True)
