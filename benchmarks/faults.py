@@ -22,6 +22,13 @@ Faults and their tests:
 - ``postgres``: the PostgreSQL registry restarted during serving and during training
   (tests/slow/test_fault_postgres.py: two rows).
 
+``--compose``: the same faults in containers instead (tests/docker: deploy/'s compose
+stack, faults injected with ``docker kill``), run once as one pytest process on one
+stack: ``compose_worker`` (fault 1), ``compose_replica`` (fault 4) and ``compose_head``
+(fault 3), plus ``compose_stack`` (image build, stack up and ready times). Each test's
+outcome comes from pytest's JUnit XML; ``--faults`` and ``--repeat`` apply to the local
+faults only.
+
 Writes ``<out>/faults.json`` and ``<out>/faults.png`` (default
 ``benchmarks/results/issue9``) and prints a table.
 
@@ -30,6 +37,7 @@ Usage::
     python benchmarks/faults.py                          # every fault, once
     python benchmarks/faults.py --faults head --down-s 30 --after-s 60 --interval-ms 20
     python benchmarks/faults.py --repeat 3 --out /tmp/faults
+    python benchmarks/faults.py --compose --out benchmarks/results/issue10
 """
 
 from __future__ import annotations
@@ -55,6 +63,52 @@ FAULTS = {
     "postgres": "tests/slow/test_fault_postgres.py",
 }
 WINDOWS = ("before", "during", "after")
+#: --compose: figures file suffix (tests/docker_stack.write_figures) -> (fault, test name)
+COMPOSE = {
+    "compose_stack": ("compose_stack", "test_the_stack_answers_and_a_worker_started_later"),
+    "compose_fault_worker": ("compose_worker", "test_fault1_"),
+    "compose_fault_serving": ("compose_replica", "test_fault4_"),
+    "compose_fault_head": ("compose_head", "test_fault3_"),
+}
+
+
+def run_compose(folder: Path, sizes: dict[str, str], timeout_s: float) -> list[dict[str, Any]]:
+    """tests/docker once (one stack): a record per fault, from the figures it wrote."""
+    import xml.etree.ElementTree as ET
+
+    junit, log = folder / "compose.xml", folder / "compose.log"
+    env = {**os.environ, **sizes, "FLEETLEARN_FAULT_FIGURES": str(folder / "compose.json"),
+           "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH"))
+                                         if p)}
+    start = time.monotonic()
+    with log.open("w") as out:
+        try:
+            code = subprocess.run(
+                [sys.executable, "-m", "pytest", "tests/docker", "-q", "-s", "-p",
+                 "no:cacheprovider", f"--junitxml={junit}"], cwd=REPO, env=env, stdout=out,
+                stderr=subprocess.STDOUT, timeout=timeout_s).returncode
+        except subprocess.TimeoutExpired:
+            code = None
+    outcomes: dict[str, str] = {}
+    if junit.exists():
+        for case in ET.parse(junit).iter("testcase"):
+            failed = case.find("failure") is not None or case.find("error") is not None
+            skipped = case.find("skipped") is not None
+            outcomes[case.get("name", "")] = ("failed" if failed else
+                                              "skipped" if skipped else "passed")
+    records = []
+    for suffix, (fault, test) in COMPOSE.items():
+        outcome = next((o for name, o in outcomes.items() if name.startswith(test)),
+                       "timed out" if code is None else "not run")
+        record: dict[str, Any] = {"fault": fault, "test": f"tests/docker::{test}",
+                                  "outcome": outcome, "log": str(log),
+                                  "seconds": round(time.monotonic() - start, 1)}
+        figures = folder / f"compose_{suffix}.json"
+        if figures.exists():
+            record.update(json.loads(figures.read_text()))
+            record["fault"] = fault
+        records.append(record)
+    return records
 
 
 def test_outcomes(junit: Path) -> dict[str, str]:
@@ -142,6 +196,8 @@ def table(records: list[dict[str, Any]]) -> str:
     for r in records:
         na = r.get("requests") == "n/a"  # a fault without a predict load
         total = _window(r, "requests")
+        if not total and "sent" in r:  # compose fault 4: answered, and lost after retries
+            total = {"sent": r["sent"], "ok": r.get("answered"), "failed": r.get("lost")}
         lat = ["n/a" if na else
                f"{_cell(_window(r, w).get('p50_ms'))}/{_cell(_window(r, w).get('p99_ms'))}"
                for w in WINDOWS]
@@ -198,7 +254,10 @@ def plot(records: list[dict[str, Any]], path: Path) -> None:
                        fontsize=8, rotation=30, ha="right")
     time_ax.set_ylabel("seconds after the fault")
     time_ax.legend(fontsize=8)
-    fig.suptitle("fleetlearn under faults (process cluster on one machine)")
+    where = ("compose stack, containers" if any(r["fault"].startswith("compose")
+                                                for r in records)
+             else "process cluster on one machine")
+    fig.suptitle(f"fleetlearn under faults ({where})")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -216,7 +275,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--interval-ms", type=float, default=100.0,
                         help="pause between two predict requests of the load")
     parser.add_argument("--timeout-s", type=float, default=1800.0, help="per fault run")
-    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "issue9")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="default benchmarks/results/issue9 (issue10 with --compose)")
+    parser.add_argument("--compose", action="store_true",
+                        help="the faults in containers (tests/docker) instead")
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.faults.split(",") if n.strip()]
     unknown = sorted(set(names) - set(FAULTS))
@@ -227,10 +289,22 @@ def main(argv: list[str] | None = None) -> int:
     sizes = {"FLEETLEARN_FAULT_DOWN_S": str(args.down_s),
              "FLEETLEARN_FAULT_AFTER_S": str(args.after_s),
              "FLEETLEARN_FAULT_INTERVAL_MS": str(args.interval_ms)}
+    if args.out is None:
+        args.out = REPO / "benchmarks" / "results" / ("issue10" if args.compose else "issue9")
     args.out.mkdir(parents=True, exist_ok=True)
     records: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="fl-faults-") as tmp:
         folder = Path(tmp)
+        if args.compose:
+            print("compose: tests/docker ...", flush=True)
+            records = run_compose(folder, sizes, args.timeout_s * 2)
+            if any(r["outcome"] != "passed" for r in records):
+                kept = args.out / "faults_compose.log"
+                kept.write_text((folder / "compose.log").read_text(errors="replace"))
+            for r in records:
+                r.pop("log", None)
+                print(f"  {r['fault']}: {r['outcome']}", flush=True)
+            names = []
         for name in names:
             for k in range(args.repeat):
                 print(f"{name} ({k + 1}/{args.repeat}): {FAULTS[name]} ...", flush=True)
@@ -249,6 +323,7 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"  {record.get('case') or name}: {record['outcome']}", flush=True)
     result = {"machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
                           "platform": platform.platform()},
+              "mode": "compose" if args.compose else "processes",
               "sizes": {"down_s": args.down_s, "after_s": args.after_s,
                         "interval_ms": args.interval_ms, "repeat": args.repeat},
               "records": records}

@@ -41,6 +41,7 @@ class PredictLoad:
     #: The predictions every answer must hold; None: any answer 200 is a success.
     expected: list[Any] | None = None
     requests: list[Request] = field(default_factory=list)
+    headers: dict[str, str] = field(default_factory=dict)  # e.g. an API key
 
     def __post_init__(self) -> None:
         self._stop = threading.Event()

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sklearn.datasets import load_iris
 
 import fleetlearn
 from fleetlearn.errors import RegistryUnavailableError
@@ -16,13 +15,6 @@ from fleetlearn.registry import Registry
 from fleetlearn.training import _execute
 
 pytestmark = pytest.mark.usefixtures("ray_session")
-
-
-@pytest.fixture
-def iris(tmp_path: Path) -> Path:
-    path = tmp_path / "iris.csv"
-    load_iris(as_frame=True).frame.to_csv(path, index=False)
-    return path
 
 
 def _units(run_id: str) -> dict[tuple[str, str], dict]:

@@ -12,7 +12,6 @@ import json
 from pathlib import Path
 
 import pytest
-from sklearn.datasets import load_iris
 
 import fleetlearn
 from fleetlearn.registry import Registry
@@ -24,13 +23,6 @@ MODELS = [f"decision_tree:max_depth={d}" for d in range(1, 11)] + [
     f"logistic_regression:C={c}" for c in (0.01, 0.03, 0.1, 0.3, 1, 3, 10, 30, 100, 300)]
 FOLDS = 3
 UNITS = len(MODELS) * (FOLDS + 1)
-
-
-@pytest.fixture
-def iris(tmp_path: Path) -> Path:
-    path = tmp_path / "iris.csv"
-    load_iris(as_frame=True).frame.to_csv(path, index=False)
-    return path
 
 
 def _journal(run_id: str) -> dict[tuple[str, str], dict]:

@@ -12,7 +12,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = [ROOT / "scripts" / name
-           for name in ("setup", "setup-browser", "setup-promtool", "test", "quickstart")]
+           for name in ("setup", "setup-browser", "setup-docker", "setup-promtool", "test",
+                        "quickstart")]
 BASH = "/bin/bash"
 
 
@@ -79,6 +80,10 @@ def test_the_dev_setup_and_ci_share_the_browser_setup() -> None:
     ci = (ROOT / ".ci" / "run").read_text()
     assert "exec bash scripts/test" in ci
     assert "apt-get" not in ci
+    # Docker too: scripts/setup dev and .ci/run (which must start the engine before
+    # scripts/test, to build the images meanwhile) use the same install script.
+    assert "bash scripts/setup-docker" in (ROOT / "scripts" / "setup").read_text()
+    assert "bash scripts/setup-docker" in ci
 
 
 def _setup_promtool(path: Path) -> subprocess.CompletedProcess[str]:

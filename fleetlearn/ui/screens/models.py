@@ -8,6 +8,7 @@ import streamlit as st
 
 from fleetlearn.ui import _views as views
 from fleetlearn.ui._session import call
+from fleetlearn.ui._widgets import paged_table
 
 PAGE_STATE = "models_page"
 DELETE_STATE = "models_delete"  # "name:version" waiting for its confirmation
@@ -29,18 +30,8 @@ if not models and page == 0:
             "(dataset, model).")
     st.stop()
 
-table = st.dataframe(views.models_frame(models), hide_index=True, key="models-table",
-                     on_select="rerun", selection_mode="single-row")
-back, caption, forward = st.columns([1, 4, 1])
-if back.button("Previous", disabled=page == 0, icon=":material/chevron_left:",
-               key="models-previous"):
-    st.session_state[PAGE_STATE] = page - 1
-    st.rerun()
-caption.caption(f"Page {page + 1}: {label}, by name")
-if forward.button("Next", disabled=not more, icon=":material/chevron_right:",
-                  key="models-next"):
-    st.session_state[PAGE_STATE] = page + 1
-    st.rerun()
+table = paged_table(views.models_frame(models), key="models", page_state=PAGE_STATE, page=page,
+                    more=more, caption=f"{label}, by name", back="Previous", forward="Next")
 if not models:
     st.stop()
 

@@ -7,6 +7,7 @@ import streamlit as st
 
 from fleetlearn.ui import _views as views
 from fleetlearn.ui._session import call
+from fleetlearn.ui._widgets import paged_table
 
 PAGE_STATE = "runs_page"
 REPORT_STATE = "runs_report"  # (run id, html): one report held at a time
@@ -21,18 +22,8 @@ if not runs and page == 0:
     st.info("No run yet: start one with fleetlearn train, or POST /v1/runs.")
     st.stop()
 
-table = st.dataframe(views.runs_frame(runs), hide_index=True, key="runs-table",
-                     on_select="rerun", selection_mode="single-row")
-back, caption, forward = st.columns([1, 4, 1])
-if back.button("Newer", disabled=page == 0, icon=":material/chevron_left:",
-               key="runs-newer"):
-    st.session_state[PAGE_STATE] = page - 1
-    st.rerun()
-caption.caption(f"Page {page + 1}: {label}, newest first")
-if forward.button("Older", disabled=not more, icon=":material/chevron_right:",
-                  key="runs-older"):
-    st.session_state[PAGE_STATE] = page + 1
-    st.rerun()
+table = paged_table(views.runs_frame(runs), key="runs", page_state=PAGE_STATE, page=page,
+                    more=more, caption=f"{label}, newest first", back="Newer", forward="Older")
 if not runs:
     st.stop()
 
