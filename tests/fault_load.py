@@ -116,3 +116,67 @@ def summary(requests: list[Request]) -> dict[str, Any]:
             "p50_ms": round(p50, 2) if p50 is not None else None,
             "p99_ms": round(p99, 2) if p99 is not None else None,
             "errors": sorted({r.error or str(r.status) for r in requests if not r.ok})[:5]}
+
+
+class RetryingLoad:
+    """Clients predicting without pause (run ``run(k)`` in a few threads), each request
+    retried up to ``retries`` times with a growing pause; every answer is checked
+    against ``expected`` (fault test 4, locally and in containers)."""
+
+    def __init__(self, url: str, model: str, records: list[dict], expected: list[Any], *,
+                 headers: dict[str, str] | None = None, retries: int = 5) -> None:
+        self.url, self.headers, self.records, self.expected = url, headers or {}, records, expected
+        self.route = f"/v1/models/{model}/predict"
+        self.retries_allowed = retries
+        self.sent = self.answered = self.retries = self.lost = self.wrong = 0
+        self.errors: list[str] = []
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+
+    def count(self, name: str) -> None:
+        with self.lock:
+            setattr(self, name, getattr(self, name) + 1)
+
+    def run(self, k: int) -> None:
+        i = k
+        with httpx.Client(base_url=self.url, headers=self.headers, timeout=15) as client:
+            while not self.stop.is_set():
+                row = i % len(self.records)
+                i += 7
+                self.count("sent")
+                for attempt in range(self.retries_allowed + 1):
+                    try:
+                        r = client.post(self.route, json={"records": [self.records[row]]})
+                        if r.status_code == 200:
+                            self.count("answered")
+                            if r.json()["predictions"] != [self.expected[row]]:
+                                self.count("wrong")
+                            break
+                        self.errors.append(f"{r.status_code} {r.text[:200]}")
+                    except httpx.HTTPError as exc:
+                        self.errors.append(f"{type(exc).__name__}: {exc}")
+                    if attempt == self.retries_allowed:
+                        self.count("lost")
+                    else:
+                        self.count("retries")
+                        time.sleep(0.2 * (attempt + 1))
+
+
+def answering_replicas(url: str, want: int, *, headers: dict[str, str] | None = None,
+                       tries: int = 80) -> set[str]:
+    """Replica ids answering ``/v1/info``, each asked on a new connection: the proxies
+    share the port and each prefers the replica on its own node, so one kept-alive
+    connection would only ever meet one. A probe that gets no answer (a connection
+    reset while Serve replaces the lost replica) is simply not an answer."""
+    seen: set[str] = set()
+    for _ in range(tries):
+        try:
+            r = httpx.get(f"{url}/v1/info", headers={**(headers or {}), "Connection": "close"},
+                          timeout=30)
+        except httpx.HTTPError:  # a proxy going away as the cluster settles: not answering
+            continue
+        if r.status_code == 200:
+            seen.add(r.json()["replica"])
+        if len(seen) >= want:
+            break
+    return seen

@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 import pytest
 from docker_stack import REPO, WORKER_CPUS, ComposeStack, compose_command, wait_for, write_figures
-from fault_load import PredictLoad, summary
+from fault_load import PredictLoad, RetryingLoad, answering_replicas, summary
 from fault_runs import BOARD_COLUMNS, board, finished, fold_scores, start_train, write_table
 from fault_runs import journal as local_journal
 from gated_models import open_all, open_ticket, started
@@ -249,63 +249,6 @@ def replicas_by_container(stack: ComposeStack) -> dict[str, int]:
     return out
 
 
-def answering_replicas(url: str, headers: dict[str, str], want: int,
-                       tries: int = 60) -> set[str]:
-    """Replica ids answering ``/v1/info``, each asked on a new connection."""
-    seen: set[str] = set()
-    for _ in range(tries):
-        r = httpx.get(f"{url}/v1/info", headers={**headers, "Connection": "close"}, timeout=30)
-        if r.status_code == 200:
-            seen.add(r.json()["replica"])
-        if len(seen) >= want:
-            break
-    return seen
-
-
-class RetryingLoad:
-    """Clients predicting without pause; each request retried up to ``retries`` times
-    (the local test 4's load, with the stack's key); every answer checked."""
-
-    def __init__(self, url: str, model: str, headers: dict[str, str], records: list[dict],
-                 expected: list[Any], retries: int = 5) -> None:
-        self.url, self.headers, self.records, self.expected = url, headers, records, expected
-        self.route = f"/v1/models/{model}/predict"
-        self.retries_allowed = retries
-        self.sent = self.answered = self.retries = self.lost = self.wrong = 0
-        self.errors: list[str] = []
-        self.stop = threading.Event()
-        self.lock = threading.Lock()
-
-    def count(self, name: str) -> None:
-        with self.lock:
-            setattr(self, name, getattr(self, name) + 1)
-
-    def run(self, k: int) -> None:
-        i = k
-        with httpx.Client(base_url=self.url, headers=self.headers, timeout=15) as client:
-            while not self.stop.is_set():
-                row = i % len(self.records)
-                i += 7
-                self.count("sent")
-                for attempt in range(self.retries_allowed + 1):
-                    try:
-                        r = client.post(self.route,
-                                        json={"records": [self.records[row]]})
-                        if r.status_code == 200:
-                            self.count("answered")
-                            if r.json()["predictions"] != [self.expected[row]]:
-                                self.count("wrong")
-                            break
-                        self.errors.append(f"{r.status_code} {r.text[:200]}")
-                    except httpx.HTTPError as exc:
-                        self.errors.append(f"{type(exc).__name__}: {exc}")
-                    if attempt == self.retries_allowed:
-                        self.count("lost")
-                    else:
-                        self.count("retries")
-                        time.sleep(0.2 * (attempt + 1))
-
-
 def test_fault4_a_replicas_container_killed_under_load_loses_no_request(
         stack: ComposeStack) -> None:
     url = f"http://{stack.head_ip}:8001"  # the head's proxy routes to every replica
@@ -314,11 +257,11 @@ def test_fault4_a_replicas_container_killed_under_load_loses_no_request(
     victim = min(placed)
     victim_ip = stack.ip(victim)
     victim_node = next(n.node_id for n in stack.cluster_view().alive if n.ip == victim_ip)
-    before_ids = answering_replicas(url, stack.headers, 2)
+    before_ids = answering_replicas(url, 2, headers=stack.headers)
     assert len(before_ids) == 2, before_ids
 
-    load = RetryingLoad(url, stack.model["name"], stack.headers, stack.model["records"],
-                        stack.model["expected"])
+    load = RetryingLoad(url, stack.model["name"], stack.model["records"],
+                        stack.model["expected"], headers=stack.headers)
     threads = [threading.Thread(target=load.run, args=(k,), daemon=True) for k in range(4)]
     for t in threads:
         t.start()
@@ -334,7 +277,7 @@ def test_fault4_a_replicas_container_killed_under_load_loses_no_request(
         def replaced() -> bool:
             now = replicas_by_container(stack)
             if sum(now.values()) == 2 and victim not in now:
-                after_ids.update(answering_replicas(url, stack.headers, 2, tries=10))
+                after_ids.update(answering_replicas(url, 2, headers=stack.headers, tries=10))
             return bool(after_ids - before_ids)
         wait_for(replaced, lambda: f"a new replica answering ({replicas_by_container(stack)})",
                  300, poll_s=1)

@@ -24,15 +24,13 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psutil
 import pytest
 from fault_figures import AFTER_S, INTERVAL_S, NA, load_figures, record
-from fault_load import PredictLoad
+from fault_load import PredictLoad, RetryingLoad, answering_replicas
 from live_server import free_port
 from sklearn.datasets import load_breast_cancer
 
@@ -41,7 +39,8 @@ from fleetlearn.data import dataset_from_frame
 from fleetlearn.model import build_pipeline
 from fleetlearn.registry import Registry
 
-ROUTE = "/v1/models/bc-logreg/predict"
+MODEL = "bc-logreg"
+ROUTE = f"/v1/models/{MODEL}/predict"
 RETRIES = 5
 REPLICA_TITLE = "ServeReplica:fleetlearn"
 
@@ -110,69 +109,6 @@ def replicas_by_node(cluster) -> dict[str, list[int]]:
     return out
 
 
-def answering_replicas(url: str, want: int, tries: int = 80) -> set[str]:
-    """Replica ids answering ``/v1/info``, each asked on a new connection: the proxies
-    share the port and each prefers the replica on its own node, so one kept-alive
-    connection would only ever meet one. A probe that gets no answer (a connection
-    reset while Serve replaces the lost replica) is simply not an answer."""
-    seen: set[str] = set()
-    for _ in range(tries):
-        try:
-            r = httpx.get(f"{url}/v1/info", headers={"Connection": "close"}, timeout=30)
-        except httpx.HTTPError:  # a proxy going away as the cluster settles: not answering
-            continue
-        if r.status_code == 200:
-            seen.add(r.json()["replica"])
-        if len(seen) >= want:
-            break
-    return seen
-
-
-@dataclass
-class Load:
-    """Clients predicting without pause; each request retried up to RETRIES times."""
-
-    url: str
-    records: list[dict]
-    expected: list[str]
-    sent: int = 0
-    answered: int = 0
-    retries: int = 0
-    lost: int = 0
-    wrong: int = 0
-    errors: list[str] = field(default_factory=list)
-    stop: threading.Event = field(default_factory=threading.Event)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def count(self, name: str) -> None:
-        with self.lock:
-            setattr(self, name, getattr(self, name) + 1)
-
-    def run(self, k: int) -> None:
-        i = k
-        with httpx.Client(base_url=self.url, timeout=15) as client:
-            while not self.stop.is_set():
-                row = i % len(self.records)
-                i += 7
-                self.count("sent")
-                for attempt in range(RETRIES + 1):
-                    try:
-                        r = client.post(ROUTE, json={"records": [self.records[row]]})
-                        if r.status_code == 200:
-                            self.count("answered")
-                            if r.json()["predictions"] != [self.expected[row]]:
-                                self.count("wrong")
-                            break
-                        self.errors.append(f"{r.status_code} {r.text[:200]}")
-                    except httpx.HTTPError as exc:
-                        self.errors.append(f"{type(exc).__name__}: {exc}")
-                    if attempt == RETRIES:
-                        self.count("lost")
-                    else:
-                        self.count("retries")
-                        time.sleep(0.2 * (attempt + 1))
-
-
 def test_a_replicas_node_killed_under_load_loses_no_request_and_is_replaced(
         served: dict, model_registry: dict[str, Any], tmp_path: Path) -> None:
     cluster, url = served["cluster"], served["url"]
@@ -185,7 +121,8 @@ def test_a_replicas_node_killed_under_load_loses_no_request_and_is_replaced(
     before_ids = answering_replicas(url, 2)
     assert len(before_ids) == 2, before_ids  # both replicas answer before the fault
 
-    load = Load(url, model_registry["records"], model_registry["expected"])
+    load = RetryingLoad(url, MODEL, model_registry["records"], model_registry["expected"],
+                        retries=RETRIES)
     threads = [threading.Thread(target=load.run, args=(k,), daemon=True) for k in range(4)]
     t_load = time.monotonic()
     plain = PredictLoad(f"{url}{ROUTE}", {"records": model_registry["records"][:1]},
