@@ -53,3 +53,18 @@ def ray_session() -> Iterator[None]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Stop multiprocessing children a failed test left behind, so pytest can exit.
+
+    multiprocessing joins its non-daemon children when the interpreter exits: one
+    child stuck after a failure would keep pytest (and CI) waiting forever after the
+    summary is printed. They are this process's own children, stopped by PID.
+    """
+    import multiprocessing
+
+    for child in multiprocessing.active_children():
+        print(f"\nstopping process {child.pid} ({child.name}) left by a test")
+        child.kill()
+        child.join(timeout=10)

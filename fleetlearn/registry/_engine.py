@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import math
 import re
+import sqlite3
+import time
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -159,7 +161,7 @@ def _install_sqlite_hooks(engine: Engine, *, in_memory: bool) -> None:
             cur.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_S * 1000}")
             if not in_memory:
                 # WAL: readers (serving) never block the writer (training) and vice versa.
-                cur.execute("PRAGMA journal_mode = WAL")
+                _set_wal(cur)
             cur.execute("PRAGMA synchronous = NORMAL")
             cur.execute("PRAGMA foreign_keys = ON")
         finally:
@@ -172,6 +174,27 @@ def _install_sqlite_hooks(engine: Engine, *, in_memory: bool) -> None:
         # wrote in between, while IMMEDIATE simply waits busy_timeout for its turn.
         mode = conn.get_execution_options().get(SQLITE_BEGIN_OPTION, "IMMEDIATE")
         conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def _set_wal(cur: sqlite3.Cursor) -> None:
+    """Switch the file to WAL, waiting (as busy_timeout would) while it is locked.
+
+    The mode is stored in the file, so this is a no-op read once any process set it.
+    Switching a fresh file needs its exclusive lock, and SQLite answers "database is
+    locked" at once, without calling the busy handler, when another process holds a
+    lock on it then (several processes opening one new registry at the same moment).
+    """
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_S
+    pause = 0.005
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc).lower() or time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.2)
 
 
 def is_postgres(engine: Engine) -> bool:

@@ -27,6 +27,9 @@ PG_ADMIN_URL = os.environ.get(
 N_WORKERS = 4
 N_CALLS = 25
 MODEL = "shared-model"
+# A worker that fails aborts the barrier, so the others fail too instead of waiting
+# forever, and the parent reports the first error rather than a bare queue timeout.
+BARRIER_TIMEOUT_S = 120
 SPAWN = mp.get_context("spawn")  # fresh interpreters: no inherited connections or locks
 
 
@@ -100,11 +103,12 @@ def _open_worker(urls: list[str], artifact_dir: str, barrier, results) -> None:
 
     try:
         for url in urls:
-            barrier.wait()  # every process opens this fresh registry at the same moment
+            barrier.wait(BARRIER_TIMEOUT_S)  # every process opens it at the same moment
             with Registry(url, artifact_dir=artifact_dir) as reg:
                 reg.create_run({"opened_by": os.getpid()}, seed=0)
         results.put(("ok", os.getpid()))
-    except BaseException as exc:  # report, do not hang the parent
+    except BaseException as exc:  # report, do not hang the parent nor the others
+        barrier.abort()
         results.put(("error", f"{type(exc).__name__}: {exc}"))
 
 
@@ -115,7 +119,7 @@ def _register_worker(
 
     try:
         with Registry(url, artifact_dir=artifact_dir) as reg:
-            barrier.wait()
+            barrier.wait(BARRIER_TIMEOUT_S)
             versions = []
             for call in range(N_CALLS):
                 reg.record_unit(trial_id, f"cv{call}", "ok", {"worker": worker, "call": call})
@@ -139,6 +143,7 @@ def _register_worker(
                 versions.append(mv.version)
         results.put(("ok", versions))
     except BaseException as exc:
+        barrier.abort()
         results.put(("error", f"{type(exc).__name__}: {exc}"))
 
 
@@ -147,10 +152,18 @@ def _run_processes(target, args_for) -> list:
     procs = [SPAWN.Process(target=target, args=(*args_for(i), results)) for i in range(N_WORKERS)]
     for p in procs:
         p.start()
-    outcomes = [results.get(timeout=300) for _ in procs]
-    for p in procs:
-        p.join(timeout=60)
-        assert p.exitcode == 0, f"worker {p.pid} exited with {p.exitcode}"
+    try:
+        outcomes = [results.get(timeout=300) for _ in procs]
+        for p in procs:
+            p.join(timeout=60)
+            assert p.exitcode == 0, f"worker {p.pid} exited with {p.exitcode}"
+    finally:
+        # A worker still alive here would hang pytest's exit (multiprocessing joins
+        # its children at exit): stop the ones this test started.
+        for p in procs:
+            if p.is_alive():
+                p.kill()
+                p.join(timeout=10)
     errors = [detail for status, detail in outcomes if status != "ok"]
     assert not errors, errors
     return [detail for _, detail in outcomes]
