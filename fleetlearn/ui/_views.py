@@ -34,6 +34,10 @@ __all__ = [
     "leaderboard_datasets",
     "cost_quality_figures",
     "critical_difference_figures",
+    "AcrossDatasets",
+    "across_datasets",
+    "trend_choices",
+    "trends_view",
     "models_frame",
     "versions_frame",
     "version_metrics_frame",
@@ -331,6 +335,85 @@ def critical_difference_figures(compare: Mapping[str, Any]) -> dict[str, Any]:
             ranks, cd, groups=across.get("groups") or (),
             title=f"{task}: critical difference (Nemenyi)")
     return figures
+
+
+@dataclass(frozen=True)
+class AcrossDatasets:
+    """One task's comparison across datasets, as the Compare page shows it."""
+
+    task: str
+    metric: str
+    datasets: int
+    ranks: pd.DataFrame  # model, average rank, group (models not significantly apart)
+    scores: pd.DataFrame  # dataset x model
+    friedman_text: str
+    critical_difference: float | None
+    dropped: list[str] = field(default_factory=list)
+
+
+def across_datasets(compare: Mapping[str, Any]) -> list[AcrossDatasets]:
+    """Per task of ``GET /v1/runs/{id}/compare``: average ranks (best first) with the
+    Nemenyi groups, the scores table, and Friedman's test in one sentence.
+
+    >>> a = across_datasets({"alpha": 0.05, "across_datasets": {"classification": {
+    ...     "metric": "accuracy", "datasets": ["a", "b"], "models": ["x", "y"],
+    ...     "scores": {"a": {"x": 0.9, "y": 0.8}, "b": {"x": 0.7, "y": 0.6}},
+    ...     "average_ranks": {"y": 2.0, "x": 1.0}, "friedman": {"statistic": 2.0,
+    ...     "p_value": 0.157, "df": 1}, "critical_difference": 1.39,
+    ...     "groups": [["x", "y"]]}}})[0]
+    >>> a.ranks["model"].tolist(), a.friedman_text.split(":")[0]
+    (['x', 'y'], 'Friedman χ² = 2.00 (df 1), p = 0.157')
+    """
+    alpha = _num(compare.get("alpha")) or 0.05
+    out = []
+    for task, c in (compare.get("across_datasets") or {}).items():
+        ranks = sorted((c.get("average_ranks") or {}).items(), key=lambda kv: kv[1])
+        groups = [list(g) for g in c.get("groups") or []]
+        group_of = {m: ", ".join(str(i + 1) for i, g in enumerate(groups) if m in g)
+                    for m, _ in ranks}
+        ranks_frame = pd.DataFrame(
+            [{"model": m, "average rank": _num(r), "groups": group_of[m]} for m, r in ranks],
+            columns=["model", "average rank", "groups"])
+        scores = pd.DataFrame.from_dict(c.get("scores") or {}, orient="index")
+        scores.index.name = "dataset"
+        f = c.get("friedman") or {}
+        stat, pv = _num(f.get("statistic")), _num(f.get("p_value"))
+        if stat is None or pv is None:
+            text = "Friedman's test could not be computed."
+        else:
+            verdict = ("the models differ: the critical-difference diagram shows which"
+                       if pv < alpha else
+                       f"no model is significantly better than another at α = {alpha:g}")
+            text = f"Friedman χ² = {stat:.2f} (df {f.get('df')}), p = {pv:.3g}: {verdict}."
+        out.append(AcrossDatasets(
+            task=str(task), metric=str(c.get("metric") or ""),
+            datasets=len(c.get("datasets") or []), ranks=ranks_frame,
+            scores=scores.reset_index(), friedman_text=text,
+            critical_difference=_num(c.get("critical_difference")),
+            dropped=[str(m) for m in c.get("dropped_models") or []]))
+    return out
+
+
+def trend_choices(models: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[str]]:
+    """The datasets and the model names one can follow over time (``GET /v1/models``)."""
+    datasets = sorted({str(m["dataset"]) for m in models if m.get("dataset")})
+    names = sorted({str(m["name"]) for m in models if m.get("name")})
+    return datasets, names
+
+
+def trends_view(answer: Mapping[str, Any]) -> tuple[Any, pd.DataFrame, pd.DataFrame]:
+    """``GET /v1/trends``: the figure (one line per model and the best of each run),
+    the points table and the per-series summary (Kendall's tau, improving)."""
+    from fleetlearn.reports import trends_figure
+
+    points = pd.DataFrame(answer.get("points") or [])
+    summary = pd.DataFrame(answer.get("summary") or [])
+    metric = str(answer.get("metric") or (points["metric"].iloc[0] if "metric" in points
+                                          and len(points) else "score"))
+    if not points.empty:
+        points["t"] = pd.to_datetime(points["t"], utc=True, errors="coerce")
+    figure = trends_figure(points, metric, by=str(answer.get("by") or "model"))
+    return figure, points, summary
 
 
 # ------------------------------------------------------------------ models

@@ -19,6 +19,7 @@ page = st.navigation([
             default=True),
     st.Page(PAGES_DIR / "train.py", title="Train", icon=":material/model_training:"),
     st.Page(PAGES_DIR / "runs.py", title="Runs", icon=":material/leaderboard:"),
+    st.Page(PAGES_DIR / "compare.py", title="Compare", icon=":material/compare_arrows:"),
     st.Page(PAGES_DIR / "models.py", title="Models", icon=":material/inventory_2:"),
     st.Page(PAGES_DIR / "predict.py", title="Predict", icon=":material/online_prediction:"),
     st.Page(PAGES_DIR / "monitoring.py", title="Monitoring", icon=":material/monitoring:"),

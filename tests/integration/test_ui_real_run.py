@@ -109,6 +109,46 @@ def test_runs_page_shows_the_servers_leaderboard_figures_and_report(
     assert run_id in html
 
 
+def test_compare_page_shows_the_servers_ranks_friedman_and_trends(
+        trained: tuple[str, str]) -> None:
+    url, run_id = trained
+    with Client(url) as client:
+        across = client.compare(run_id)["across_datasets"]["classification"]
+        trend = client.trends(dataset="iris")
+    at = _page("compare")
+    assert at.selectbox(key="compare-run").value == run_id
+    texts = " ".join(str(m.value) for m in at.markdown)
+    assert "classification: 2 datasets" in " ".join(str(s.value) for s in at.subheader)
+    friedman = across["friedman"]
+    assert f"Friedman χ² = {friedman['statistic']:.2f}" in texts
+    assert f"p = {friedman['p_value']:.3g}" in texts
+    ranks = [f.value for f in at.dataframe if "average rank" in f.value.columns]
+    assert len(ranks) == 1
+    expected = sorted(across["average_ranks"].items(), key=lambda kv: kv[1])
+    assert ranks[0]["model"].tolist() == [m for m, _ in expected]
+    assert ranks[0]["average rank"].tolist() == pytest.approx([r for _, r in expected])
+    scores = [f.value for f in at.dataframe if "dataset" in f.value.columns
+              and "average rank" not in f.value.columns]
+    assert sorted(scores[0]["dataset"]) == ["iris", "wine"]
+    for model in across["models"]:
+        assert scores[0].set_index("dataset")[model].to_dict() == pytest.approx(
+            {d: across["scores"][d][model] for d in ("iris", "wine")})
+    specs = " ".join(c.proto.spec for c in at.get("plotly_chart"))
+    assert "critical difference (Nemenyi)" in specs
+
+    # Trends of a dataset: one line per registered model of iris, the same points.
+    at.radio(key="trends-by").set_value("a dataset").run()
+    at.selectbox(key="trends-dataset").set_value("iris").run()
+    assert not at.exception
+    summary = [f.value for f in at.dataframe if "kendall_tau" in f.value.columns]
+    assert len(summary) == 1
+    assert sorted(summary[0]["series"]) == sorted(r["series"] for r in trend["summary"])
+    points = [f.value for f in at.dataframe if "run_best" in f.value.columns]
+    assert len(points[0]) == len(trend["points"]) >= 2
+    specs = " ".join(c.proto.spec for c in at.get("plotly_chart"))
+    assert "best of each run" in specs
+
+
 def _metric(at: AppTest, label: str) -> str:
     found = [m.value for m in at.metric if m.label == label]
     assert found, f"no metric {label!r}: {[m.label for m in at.metric]}"

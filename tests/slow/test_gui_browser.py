@@ -206,6 +206,20 @@ def test_a_user_trains_watches_aliases_predicts_and_monitors_in_a_browser(
             expect(page.get_by_text("7 of 7 row(s) predicted.")).to_be_visible()
             page.screenshot(path=shots / "7-predict-file.png", full_page=True)
 
+            # Compare: one dataset cannot be ranked across datasets (said so); its
+            # trend over runs is drawn, with the model just trained in its summary.
+            page.goto(f"{stack['gui']}/compare")
+            expect(page.get_by_role("heading", name="Compare")).to_be_visible()
+            assert api.compare(run_id)["across_datasets"] == {}
+            expect(page.get_by_text("This run has no task with two or more datasets")
+                   ).to_be_visible()
+            page.get_by_role("tab", name="Trends over time").click()
+            _pick(page, "Dataset", "people")
+            trends = page.locator(".js-plotly-plot").filter(has_text="best of each run")
+            expect(trends).to_be_visible()
+            _wait_cell(page, name)
+            page.screenshot(path=shots / "8-compare.png", full_page=True)
+
             # Monitoring: the cluster's two nodes, and the traffic just made.
             page.goto(f"{stack['gui']}/monitoring")
             cluster = stack["cluster"]
@@ -214,8 +228,8 @@ def test_a_user_trains_watches_aliases_predicts_and_monitors_in_a_browser(
             _wait_cell(page, cluster.head_ip)
             _wait_cell(page, cluster.worker_ips[0])
             _wait_cell(page, name)  # served: the form and the file
-            page.screenshot(path=shots / "8-monitoring.png", full_page=True)
+            page.screenshot(path=shots / "9-monitoring.png", full_page=True)
         finally:
             browser.close()
             api.close()
-    assert len(list(shots.glob("*.png"))) == 8
+    assert len(list(shots.glob("*.png"))) == 9
