@@ -155,6 +155,24 @@ def _allowed_methods(app: FastAPI, path: str) -> str:
     return ", ".join(sorted(methods))
 
 
+def _without_locations(message: str, request: Request) -> str:
+    """``message`` without where the server keeps things: the registry's URL (even
+    masked it names the database host or the SQLite file's path), the artifact and data
+    folders. A client learns what it did wrong; the server log keeps the whole message
+    under the request's id, which the answer carries (X-Request-ID)."""
+    state = getattr(request.app.state, "serving", None)
+    if state is None:
+        return message
+    registry = state.registry
+    places = [(str(registry.url), "the server's registry"),
+              (str(registry.artifacts.root), "the server's artifact store")]
+    places.append((str(state.settings.data_path), "the server's data folder"))
+    for place, name in sorted(places, key=lambda p: -len(p[0])):
+        if place and place in message:
+            message = message.replace(f"registry {place}", name).replace(place, name)
+    return message
+
+
 def _handlers(app: FastAPI) -> None:
     @app.exception_handler(HttpError)
     async def _api_error(request: Request, exc: HttpError) -> ORJSONResponse:
@@ -193,10 +211,13 @@ def _handlers(app: FastAPI) -> None:
     @app.exception_handler(FleetlearnError)
     async def _fleetlearn_error(request: Request, exc: FleetlearnError) -> ORJSONResponse:
         status = status_of(exc)
+        message = " ".join(str(exc).split())
+        detail = _without_locations(message, request)
         if status >= 500:
-            log.error("%s: %s", type(exc).__name__, exc)
-        return error_response(status, " ".join(str(exc).split()), type(exc).__name__,
-                              retry_after_of(exc))
+            log.error("%s: %s", type(exc).__name__, message)
+        elif detail != message:  # the operator still reads where (the line has the id)
+            log.info("%s answered %d: %s", type(exc).__name__, status, message)
+        return error_response(status, detail, type(exc).__name__, retry_after_of(exc))
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> ORJSONResponse:

@@ -7,6 +7,7 @@ in tests/api_fixtures.py.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -190,3 +191,25 @@ def test_predict_picks_the_version(home: Path, registry: Registry,
             body = client.post(url, json={"records": toy_records(1)}).json()
             assert (body["model"], body["version"]) == ("toy-logreg", version), path
 
+
+
+def test_errors_name_what_was_wrong_but_not_where_the_server_keeps_things(
+        client: TestClient, registry: Registry, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    where = [str(registry.url), str(registry.artifacts.root)]
+    answers = [
+        client.post(PREDICT.format("no-such-model"), json={"records": toy_records(1)}),
+        client.get("/v1/runs/feedfacecafe"),
+        client.get("/v1/models/no-such-model"),
+    ]
+    for answer in answers:
+        body = is_error(answer, 404, "NotFoundError")
+        assert not any(p in body["detail"] for p in where), body["detail"]
+        assert "the server's registry" in body["detail"]
+        assert answer.headers["X-Request-ID"]
+    assert "'no-such-model'" in answers[0].json()["detail"]
+    assert "'feedfacecafe'" in answers[1].json()["detail"]
+    # The operator's log still has where.
+    logged = [r for r in caplog.records if "no-such-model" in r.getMessage()]
+    assert logged
+    assert str(registry.url) in logged[0].getMessage()
