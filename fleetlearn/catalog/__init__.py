@@ -18,6 +18,7 @@ from fleetlearn.catalog._label_encoded import LabelEncodedClassifier
 from fleetlearn.catalog._resolve import (
     LARGE_TABLE_ROWS,
     SLOW_ON_LARGE_TABLES,
+    allowed_model_packages,
     default_models,
     parse_params,
     resolve_model,
@@ -35,6 +36,7 @@ __all__ = [
     "catalog_entries",
     "default_models",
     "parse_params",
+    "allowed_model_packages",
     "resolve_model",
     "resolve_model_dict",
 ]

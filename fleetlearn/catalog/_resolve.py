@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import inspect
 import json
 import re
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import yaml
@@ -13,7 +16,8 @@ from fleetlearn.catalog._entries import CATALOG, DEFAULTS, EXTRAS, CatalogEntry
 from fleetlearn.catalog._spec import ModelSpec, check_task, import_estimator
 from fleetlearn.errors import ModelSpecError, did_you_mean
 
-__all__ = ["resolve_model", "resolve_model_dict", "default_models", "parse_params", "infer_traits"]
+__all__ = ["allowed_model_packages", "resolve_model", "resolve_model_dict", "default_models",
+           "parse_params", "infer_traits"]
 
 _SPEC_EXAMPLE = "random_forest:n_estimators=200,max_depth=8"
 _PATH_EXAMPLE = "sklearn.ensemble.AdaBoostClassifier:n_estimators=200"
@@ -247,6 +251,35 @@ def _check_params(cls: type, instance: Any, params: dict[str, Any], label: str) 
     return n_jobs
 
 
+_ALLOWED_PACKAGES: contextvars.ContextVar[frozenset[str] | None] = contextvars.ContextVar(
+    "fleetlearn_allowed_model_packages", default=None)
+
+
+@contextlib.contextmanager
+def allowed_model_packages(packages: Iterable[str] | None) -> Iterator[None]:
+    """Within the block, dotted model paths resolve only under these top-level packages
+    (``None``: any, as on the command line, where the user runs their own code).
+
+    The API wraps the checking of a run it is asked to start in this, so a ``train`` key
+    cannot make the server import an arbitrary module (see ``ServeSettings``).
+
+    Examples
+    --------
+    >>> from fleetlearn.errors import ModelSpecError
+    >>> with allowed_model_packages(["sklearn"]):
+    ...     try:
+    ...         resolve_model("os.path.Foo", "classification")
+    ...     except ModelSpecError as exc:
+    ...         print(str(exc)[:70])
+    model 'os.path.Foo': this server trains dotted paths only from the pac
+    """
+    token = _ALLOWED_PACKAGES.set(None if packages is None else frozenset(packages))
+    try:
+        yield
+    finally:
+        _ALLOWED_PACKAGES.reset(token)
+
+
 def _resolve(ref: str, params: dict[str, Any], task: str, display: str | None) -> ModelSpec:
     task = check_task(task)
     ref = ref.strip()
@@ -257,6 +290,15 @@ def _resolve(ref: str, params: dict[str, Any], task: str, display: str | None) -
         )
     if "." in ref:
         root = ref.split(".")[0]
+        allowed = _ALLOWED_PACKAGES.get()
+        if allowed is not None and root not in allowed:
+            # Refused before the import: importing a module runs its code.
+            raise ModelSpecError(
+                f"model '{ref}': this server trains dotted paths only from the packages "
+                f"{', '.join(sorted(allowed))}, not '{root}'. Name a catalog model ('fleetlearn "
+                "catalog' lists them), or ask the operator to add the package to "
+                "FLEETLEARN_SERVE_MODEL_PACKAGES."
+            )
         cls = import_estimator(ref, ref, EXTRAS.get(root))
         instance = _check_estimator_class(cls, ref, task)
         traits = infer_traits(cls)

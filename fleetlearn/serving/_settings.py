@@ -27,6 +27,9 @@ from fleetlearn.config import fleetlearn_home
 from fleetlearn.errors import ConfigError, did_you_mean
 from fleetlearn.registry import check_trusted_names
 
+#: What runs started through the API may name by dotted path (see model_packages).
+DEFAULT_MODEL_PACKAGES = ("sklearn", "xgboost", "lightgbm")
+
 __all__ = ["ServeSettings", "is_loopback"]
 
 ENV_PREFIX = "FLEETLEARN_SERVE_"
@@ -95,6 +98,13 @@ class ServeSettings(BaseSettings):
         In the environment: comma-separated
         (``FLEETLEARN_SERVE_TRUSTED_TYPES=mypkg.A,mypkg.B``); module prefixes are
         refused.
+    model_packages : list of str
+        Top-level packages whose classes a run started through this server may name by
+        dotted path (``sklearn.ensemble.AdaBoostClassifier``): scikit-learn, XGBoost
+        and LightGBM by default; catalog names are always allowed. Naming a module
+        imports it, and importing runs its code, so anything else is refused (422)
+        before it is imported. In the environment: comma-separated
+        (``FLEETLEARN_SERVE_MODEL_PACKAGES=sklearn,xgboost,lightgbm,mypkg``).
 
     Raises
     ------
@@ -139,6 +149,8 @@ class ServeSettings(BaseSettings):
     run_retries: int = Field(2, ge=0, le=20)
     # NoDecode, as preload: comma-separated in the environment.
     trusted_types: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    model_packages: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(DEFAULT_MODEL_PACKAGES))
 
     def __init__(self, *, _flags: Mapping[str, str] | None = None, **values: Any) -> None:
         # ``_flags`` ({field: "--option"}) lets the CLI's error name the option typed,
@@ -150,11 +162,20 @@ class ServeSettings(BaseSettings):
         except SettingsError as exc:  # an environment value pydantic-settings cannot read
             raise ConfigError(f"{exc}. Fix or unset that {ENV_PREFIX}* variable.") from None
 
-    @field_validator("preload", "trusted_types", mode="before")
+    @field_validator("preload", "trusted_types", "model_packages", mode="before")
     @classmethod
     def _split_preload(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("model_packages")
+    @classmethod
+    def _top_level_packages(cls, value: list[str]) -> list[str]:
+        bad = [v for v in value if not v.isidentifier()]
+        if bad:
+            raise ValueError(f"model_packages holds top-level package names (such as "
+                             f"'sklearn'), not {', '.join(map(repr, bad))}")
         return value
 
     @field_validator("trusted_types")

@@ -71,6 +71,71 @@ def test_bad_run_requests_are_422_and_write_nothing(
     assert not (fleetlearn_home() / "runs").exists()  # no process was started
 
 
+@pytest.fixture
+def planted_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, Path]:
+    """A module on sys.path that leaves a file behind when it is imported."""
+    name = f"planted_{os.getpid()}"
+    marker = tmp_path / "imported"
+    (tmp_path / "planted").mkdir()
+    (tmp_path / "planted" / f"{name}.py").write_text(
+        f"open({str(marker)!r}, 'w').write('ran')\nclass Model: pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "planted"))
+    monkeypatch.delitem(sys.modules, name, raising=False)
+    return name, marker
+
+
+def test_a_run_may_not_make_the_server_import_a_module_off_the_allow_list(
+        setup: tuple[TestClient, Registry, Path], planted_module: tuple[str, Path]) -> None:
+    client, reg, _ = setup
+    name, marker = planted_module
+    for models in ([f"{name}.Model"], [{"name": "mine", "path": f"{name}.Model"}],
+                   ["os.system"]):
+        r = client.post("/v1/runs", json={"datasets": ["iris.csv"], "target": "species",
+                                          "models": models})
+        assert r.status_code == 422, r.text
+        detail = r.json()["detail"]
+        assert "dotted paths only from the packages lightgbm, sklearn, xgboost" in detail
+        assert "FLEETLEARN_SERVE_MODEL_PACKAGES" in detail
+    assert not marker.exists()  # refused before the import: its code never ran
+    assert name not in sys.modules
+    assert reg.list_runs() == []
+    # scikit-learn by path, and catalog names, still pass the check (then the run's
+    # process fails on the dead Ray address this fixture gives it).
+    ok = client.post("/v1/runs", json={"datasets": ["iris.csv"], "target": "species",
+                                       "models": ["sklearn.tree.DecisionTreeClassifier",
+                                                  "logistic_regression"]})
+    assert ok.status_code == 202, ok.text
+
+
+def test_the_operator_can_allow_another_package(
+        tmp_path: Path, planted_module: tuple[str, Path]) -> None:
+    name, marker = planted_module
+    data = tmp_path / "data"
+    data.mkdir()
+    load_iris(as_frame=True).frame.rename(columns={"target": "species"}).to_csv(
+        data / "iris.csv", index=False)
+    settings = ServeSettings(registry_url=f"sqlite:///{tmp_path}/r.db",
+                             artifact_dir=str(tmp_path / "artifacts"), data_dir=str(data),
+                             ray_address="127.0.0.1:1",
+                             model_packages=["sklearn", name])
+    with TestClient(create_app(settings)) as client:
+        r = client.post("/v1/runs", json={"datasets": ["iris.csv"], "target": "species",
+                                          "models": [f"{name}.Model"]})
+    assert r.status_code == 422, r.text
+    assert marker.exists()  # allowed: imported, then refused as not an estimator
+    assert "dotted paths only" not in r.json()["detail"]
+
+
+def test_model_packages_are_top_level_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    from fleetlearn.errors import ConfigError
+
+    monkeypatch.setenv("FLEETLEARN_SERVE_MODEL_PACKAGES", "sklearn, mypkg")
+    assert ServeSettings().model_packages == ["sklearn", "mypkg"]
+    monkeypatch.setenv("FLEETLEARN_SERVE_MODEL_PACKAGES", "sklearn,os.path")
+    with pytest.raises(ConfigError, match="top-level package names"):
+        ServeSettings()
+
+
 def test_a_dataset_is_found_by_its_name_without_suffix(
         setup: tuple[TestClient, Registry, Path]) -> None:
     client, _, _ = setup

@@ -58,6 +58,15 @@ def run_options_from(body: RunRequest, data: Path) -> RunOptions:
     return body.to_options(partial(resolve_dataset, data=data))
 
 
+def _prepare(config: RunOptions, packages: list[str]) -> list[Any]:
+    """``training.prepare`` with dotted model paths only under ``packages``: checked
+    before anything is imported (the launched process resolves the same models)."""
+    from fleetlearn.catalog import allowed_model_packages
+
+    with allowed_model_packages(packages):
+        return training.prepare(config)
+
+
 def _process_public(proc: dict[str, Any] | None) -> dict[str, Any] | None:
     if proc is None:
         return None
@@ -101,7 +110,7 @@ def _run_public(registry: Registry, launcher: Launcher, run_id: str) -> dict[str
 async def start_run(state: StateDep, launcher: LauncherDep, _: TrainKey,
                     body: RunRequest) -> dict[str, Any]:
     config = await asyncio.to_thread(run_options_from, body, state.settings.data_path)
-    prepared = await asyncio.to_thread(training.prepare, config)
+    prepared = await asyncio.to_thread(_prepare, config, state.settings.model_packages)
     total = len(training.run_units(prepared, config))
     warnings = [w for p in prepared for w in p.dataset.warnings] + [
         n for p in prepared for n in p.notes]
