@@ -18,6 +18,13 @@ import pytest
 
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 
+#: The test estimators' modules (tests/gated_models.py, tests/fault_models.py), allowed
+#: by dotted path on every server the tests start, in-process or as a child (the
+#: default allow-list is scikit-learn, XGBoost, LightGBM). Tests of the allow-list
+#: itself pass ``model_packages`` explicitly.
+TEST_MODEL_PACKAGES = "sklearn,xgboost,lightgbm,gated_models,fault_models"
+os.environ.setdefault("FLEETLEARN_SERVE_MODEL_PACKAGES", TEST_MODEL_PACKAGES)
+
 
 @pytest.fixture(scope="session")
 def ray_session() -> Iterator[None]:

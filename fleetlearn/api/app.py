@@ -232,6 +232,7 @@ _STATUS_TEXT = {
     403: "The key's role does not allow this.",
     404: "No such model, version, alias, run or key (the message suggests the closest).",
     409: "The request clashes with the current state.",
+    429: "Too many failed authentications from this address: wait Retry-After seconds.",
     413: "The body is over this server's limit.",
     415: "Unsupported media type.",
     422: "The request is not valid: 'errors' lists every problem.",
@@ -267,7 +268,7 @@ def _error_statuses(route: Any, method: str) -> set[int]:
     if route.path_format != "/healthz":
         statuses.add(503)  # the registry is behind every other route
     if role_of(route) is not None:
-        statuses |= {401, 403}
+        statuses |= {401, 403, 429}
     dependant = route.dependant
     if dependant.path_params or route.path_format == "/v1/trends":
         statuses.add(404)

@@ -69,6 +69,12 @@ class ServingMetrics:
                                      "not matching its sha256), untrusted (types outside the "
                                      "allow-list, or not a skops file), error (other).",
                                      ("model", "version", "reason"), registry=r)
+        self.auth_failures = Counter("fleetlearn_auth_failures", "Requests refused for a "
+                                     "missing, unknown or revoked API key, by client address.",
+                                     ("client",), registry=r)
+        self.auth_throttled = Counter("fleetlearn_auth_throttled", "Requests answered 429 "
+                                      "because their address kept failing to authenticate.",
+                                      ("client",), registry=r)
         self.cache_hits = Counter("fleetlearn_model_cache_hits", "Predictions served by a "
                                   "model already in memory.", registry=r)
         self.cache_misses = Counter("fleetlearn_model_cache_misses", "Predictions that had to "

@@ -6,6 +6,7 @@ apart so the training store stays readable.
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
@@ -96,7 +97,10 @@ class ServingStoreMixin:
         digest = hash_key(secret)
         with self._read() as s:  # type: ignore[attr-defined]
             row = s.scalars(sa.select(SqlApiKey).where(SqlApiKey.key_hash == digest)).first()
-            if row is None or row.revoked_at is not None:
+            # The lookup is by hash (its timing tells nothing of the key); the final
+            # check compares in constant time all the same.
+            if (row is None or row.revoked_at is not None
+                    or not hmac.compare_digest(row.key_hash, digest)):
                 return None
             return _api_key(row)
 

@@ -17,5 +17,7 @@ from fleetlearn.security._keys import (
     hash_key,
     role_allows,
 )
+from fleetlearn.security._throttle import AuthThrottle
 
-__all__ = ["KEY_PREFIX", "ROLES", "check_role", "generate_key", "hash_key", "role_allows"]
+__all__ = ["KEY_PREFIX", "ROLES", "AuthThrottle", "check_role", "generate_key", "hash_key",
+           "role_allows"]

@@ -98,6 +98,11 @@ class ServeSettings(BaseSettings):
         In the environment: comma-separated
         (``FLEETLEARN_SERVE_TRUSTED_TYPES=mypkg.A,mypkg.B``); module prefixes are
         refused.
+    auth_failures_allowed : int
+        Failed authentications in a row one client address may make (none 60 s apart)
+        before each further one blocks it for a doubling pause (1 s, 2 s, ... at most
+        30 s), answered 429 with ``Retry-After``. Behind a proxy every client shares the
+        proxy's address: raise it there.
     model_packages : list of str
         Top-level packages whose classes a run started through this server may name by
         dotted path (``sklearn.ensemble.AdaBoostClassifier``): scikit-learn, XGBoost
@@ -149,6 +154,7 @@ class ServeSettings(BaseSettings):
     run_retries: int = Field(2, ge=0, le=20)
     # NoDecode, as preload: comma-separated in the environment.
     trusted_types: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    auth_failures_allowed: int = Field(10, ge=1)
     model_packages: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: list(DEFAULT_MODEL_PACKAGES))
 

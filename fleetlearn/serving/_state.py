@@ -15,6 +15,7 @@ from fleetlearn.errors import RegistryUnavailableError
 from fleetlearn.model import Predictor
 from fleetlearn.monitoring import InferenceStats, ServingMetrics
 from fleetlearn.registry import ApiKey, ModelVersion, Registry, parse_model_ref
+from fleetlearn.security import AuthThrottle, hash_key
 from fleetlearn.serving._batch import MicroBatcher
 from fleetlearn.serving._cache import LoadedModel, ModelCache
 from fleetlearn.serving._settings import ServeSettings, is_loopback
@@ -52,6 +53,8 @@ class ServingState:
         self.registry = registry or Registry(settings.registry_url,
                                              artifact_dir=settings.artifact_dir)
         self.metrics = ServingMetrics()
+        self.auth_throttle = AuthThrottle(allowed=settings.auth_failures_allowed)
+        self.auth_client_labels: set[str] = set()  # addresses named in the auth metrics
         self.stats = InferenceStats(window_s=settings.stats_window_s)
         # Predictions run here so the event loop keeps accepting requests meanwhile.
         self.executor = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2),
@@ -125,7 +128,9 @@ class ServingState:
     def authenticate(self, secret: str) -> ApiKey | None:
         """The active key for ``secret`` (cached for a few seconds), or None."""
         now = time.monotonic()
-        hit = self._keys.get(secret)
+        # Cached by the key's sha256, never by the key itself: no secret is kept here.
+        digest = hash_key(secret)
+        hit = self._keys.get(digest)
         if hit is not None and hit[1] > now:
             key = hit[0]
         else:
@@ -140,7 +145,7 @@ class ServingState:
                 return self._used(hit[0])
             if len(self._keys) > 10_000:  # bound memory against floods of bad keys
                 self._keys.clear()
-            self._keys[secret] = (key, now + KEY_CACHE_S)
+            self._keys[digest] = (key, now + KEY_CACHE_S)
         return self._used(key)
 
     def _used(self, key: ApiKey | None) -> ApiKey | None:

@@ -7,6 +7,7 @@ in tests/api_fixtures.py.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -69,7 +70,7 @@ def test_every_route_checks_the_role(home: Path, keys: dict[str, str]) -> None:
 
 
 def test_missing_unknown_and_revoked_keys_are_401(home: Path, keys: dict[str, str]) -> None:
-    with serve(home) as client:
+    with serve(home, auth_failures_allowed=10_000) as client:  # no back-off here
         for _, call in _routes(client):
             for headers in ({}, {"authorization": "Bearer"},
                             {"authorization": f"Basic {keys['admin']}"},
@@ -82,6 +83,30 @@ def test_missing_unknown_and_revoked_keys_are_401(home: Path, keys: dict[str, st
         # Health checks stay open for load balancers.
         assert client.get("/healthz").json() == {"status": "ok"}
         assert client.get("/readyz").json()["status"] == "ready"
+
+
+def test_an_address_that_keeps_failing_is_slowed_down_and_counted(
+        home: Path, keys: dict[str, str]) -> None:
+    good = {"authorization": f"Bearer {keys['read']}"}
+    bad = {"authorization": "Bearer flk_guess"}
+    with serve(home, auth_failures_allowed=3) as client:
+        # A success forgives: failures must come in a row.
+        for _ in range(2):
+            is_error(client.get("/v1/models", headers=bad), 401)
+        assert client.get("/v1/models", headers=good).status_code == 200
+        for _ in range(3):
+            is_error(client.get("/v1/models", headers=bad), 401)
+        is_error(client.get("/v1/models", headers=bad), 401)  # the 4th: blocked 1 s
+        started = time.monotonic()
+        blocked = client.get("/v1/models", headers=good)  # even a good key waits
+        body = is_error(blocked, 429, "TooManyRequests")
+        assert "Too many failed authentications" in body["detail"]
+        assert int(blocked.headers["retry-after"]) == 1
+        time.sleep(max(0.0, 1.05 - (time.monotonic() - started)))
+        assert client.get("/v1/models", headers=good).status_code == 200
+        metrics = client.get("/metrics", headers=good).text
+    assert 'fleetlearn_auth_failures_total{client="testclient"} 6.0' in metrics
+    assert 'fleetlearn_auth_throttled_total{client="testclient"} 1.0' in metrics
 
 
 def test_key_revoked_while_serving_stops_working(home: Path, keys: dict[str, str],

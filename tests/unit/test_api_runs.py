@@ -36,7 +36,8 @@ def setup(tmp_path: Path) -> Iterator[tuple[TestClient, Registry, Path]]:
     frame.to_csv(data / "iris.csv", index=False)
     url = f"sqlite:///{home}/registry.db"
     settings = ServeSettings(registry_url=url, artifact_dir=str(home / "artifacts"),
-                             data_dir=str(data), ray_address="127.0.0.1:1")
+                             data_dir=str(data), ray_address="127.0.0.1:1",
+                             model_packages=["sklearn", "xgboost", "lightgbm"])
     reg = Registry(url, artifact_dir=home / "artifacts")
     with TestClient(create_app(settings)) as client:
         yield client, reg, data

@@ -49,6 +49,8 @@ ENV_VALUES: dict[str, tuple[str, Any]] = {
     "ray_address": ("10.0.0.5:6379", "10.0.0.5:6379"),
     "run_retries": ("0", 0),
     "trusted_types": ("mypkg.models.A, mypkg.models.B", ["mypkg.models.A", "mypkg.models.B"]),
+    "auth_failures_allowed": ("3", 3),
+    "model_packages": ("sklearn, mypkg", ["sklearn", "mypkg"]),
 }
 
 
