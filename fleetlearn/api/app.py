@@ -48,7 +48,7 @@ from fleetlearn.api.routes import (
     runs,
     stats,
 )
-from fleetlearn.errors import FleetlearnError
+from fleetlearn.errors import FleetlearnError, RegistryUnavailableError
 from fleetlearn.logs import log_context
 from fleetlearn.serving import ServeSettings, ServingState
 
@@ -212,7 +212,12 @@ def _handlers(app: FastAPI) -> None:
     async def _fleetlearn_error(request: Request, exc: FleetlearnError) -> ORJSONResponse:
         status = status_of(exc)
         message = " ".join(str(exc).split())
-        detail = _without_locations(message, request)
+        if isinstance(exc, RegistryUnavailableError):
+            # The driver's own words name the database's host and port: kept for the log.
+            detail = ("The server's registry is unavailable for now: retry in a few seconds "
+                      "(writes are not applied until it is back).")
+        else:
+            detail = _without_locations(message, request)
         if status >= 500:
             log.error("%s: %s", type(exc).__name__, message)
         elif detail != message:  # the operator still reads where (the line has the id)
