@@ -15,9 +15,11 @@ import collections
 import contextlib
 import heapq
 import logging
+import math
 import os
 import re
 import signal
+import statistics
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -362,6 +364,19 @@ BATCH_FROM_UNITS_PER_CPU = 32
 BATCH_TASKS_PER_CPU = 16
 #: The most units one task runs.
 BATCH_MAX_UNITS = 64
+#: A wave of at least this many units per CPU is sent in two steps: a first slice
+#: (:data:`PROBE_TASKS_PER_CPU` tasks per CPU), then the rest in tasks sized from how
+#: long the first slice's units took (:func:`adapted_units_per_task`).
+ADAPT_FROM_UNITS_PER_CPU = 8
+#: Tasks per CPU in a wave's first slice: every CPU busy twice over while it runs.
+PROBE_TASKS_PER_CPU = 2
+#: Results of the first slice that size the rest (or all of it, if it has fewer).
+PROBE_RESULTS = 8
+#: What one task's body should take at least once units are known to be short: its
+#: 1-3 ms of Ray and driver cost is then at most a few percent of it.
+TASK_BODY_S = 0.1
+#: Tasks per CPU left, at least, when the rest of a wave of short units is packed.
+ADAPT_TASKS_PER_CPU = 4
 
 
 def units_per_task(units: int, cpus: float) -> int:
@@ -381,6 +396,118 @@ def units_per_task(units: int, cpus: float) -> int:
     if cpus <= 0 or units < BATCH_FROM_UNITS_PER_CPU * cpus:
         return 1
     return max(1, min(BATCH_MAX_UNITS, int(units / cpus / BATCH_TASKS_PER_CPU)))
+
+
+def adapted_units_per_task(planned: int, unit_s: float, units_left: int, cpus: float) -> int:
+    """Units per task for the rest of a wave, once its first units took ``unit_s``
+    (their median duration) each.
+
+    Units that take longer than :data:`TASK_BODY_S` keep the ``planned`` size
+    (:func:`units_per_task`). Shorter ones are packed until a task's body takes
+    about :data:`TASK_BODY_S`, as long as :data:`ADAPT_TASKS_PER_CPU` tasks per CPU
+    are left and no task runs more than :data:`BATCH_MAX_UNITS`: with thousands of
+    millisecond units, Ray's own cost per task (1-3 ms, more when its workers
+    outnumber the cores) would otherwise be most of the run, and it cannot be
+    known before the first units have run.
+
+    >>> adapted_units_per_task(1, 2.0, 1_000, 8), adapted_units_per_task(1, 0.02, 1_872, 64)
+    (1, 5)
+    >>> adapted_units_per_task(1, 0.0, 100_000, 4), adapted_units_per_task(31, 0.01, 1_000, 4)
+    (64, 31)
+    """
+    if cpus <= 0 or unit_s >= TASK_BODY_S:
+        return planned
+    wanted = TASK_BODY_S / max(unit_s, 1e-6)
+    balanced = units_left / (cpus * ADAPT_TASKS_PER_CPU)
+    return max(planned, min(BATCH_MAX_UNITS, int(min(wanted, balanced)) or 1))
+
+
+#: One planned unit of a wave: its key, its task item (spec, unit, seed) and its group
+#: (dataset, CPUs a fit takes): only units of one group share a task.
+_Planned = tuple[UnitKey, tuple[dict[str, Any], str, int], tuple[str, int]]
+
+
+@dataclass
+class _WaveTasks:
+    """A wave's Ray tasks, as the driver sends them.
+
+    All at once, in tasks of :func:`units_per_task` units; or, for a wave of at least
+    :data:`ADAPT_FROM_UNITS_PER_CPU` units per CPU, in two steps: a first slice of
+    :data:`PROBE_TASKS_PER_CPU` tasks per CPU, then, as soon as :data:`PROBE_RESULTS`
+    of its units have finished (or all of it has), the rest in tasks sized from their
+    median duration (:func:`adapted_units_per_task`). The first slice keeps every CPU
+    busy while it runs, so the cluster never waits for the second step.
+    """
+
+    send_task: Callable[[list[UnitKey], list[tuple[dict[str, Any], str, int]]], Any]
+    #: Units not sent yet, in the wave's order.
+    unsent: collections.deque[_Planned]
+    cpus: float
+    #: The units of every task sent, by its result's reference.
+    pending: dict[Any, list[UnitKey]] = field(default_factory=dict)
+    #: References in the order the tasks were sent.
+    queue: collections.deque[Any] = field(default_factory=collections.deque)
+    per_task: int = 1
+    #: True while the first slice runs and the rest waits to be sized.
+    probing: bool = False
+    #: Results that size the rest: :data:`PROBE_RESULTS`, or the first slice's units.
+    enough: int = PROBE_RESULTS
+    durations: list[float] = field(default_factory=list)
+
+    def start(self) -> None:
+        total = len(self.unsent)
+        self.per_task = units_per_task(total, self.cpus)
+        first = math.ceil(self.cpus * PROBE_TASKS_PER_CPU) * self.per_task
+        if (self.cpus > 0 and self.per_task < BATCH_MAX_UNITS and first < total
+                and total >= ADAPT_FROM_UNITS_PER_CPU * self.cpus):
+            self.probing, self.enough = True, min(PROBE_RESULTS, first)
+            self._send(first)
+        else:
+            self._send(None)
+
+    def observe(self, result: dict[str, Any]) -> None:
+        """Take one unit's result: while the first slice runs, its duration counts."""
+        if self.probing and result["status"] == "ok":
+            self.durations.append(float(result.get("duration_s") or 0.0))
+
+    def size_rest(self) -> None:
+        """Send the rest once enough of the first slice's units have finished."""
+        if self.probing and len(self.durations) >= self.enough:
+            self.send_rest()
+
+    def send_rest(self) -> None:
+        """Send every unit left, in tasks sized from the durations seen so far."""
+        if self.probing and self.durations:
+            median = statistics.median(self.durations)
+            planned, self.per_task = self.per_task, adapted_units_per_task(
+                self.per_task, median, len(self.unsent), self.cpus)
+            if self.per_task != planned:
+                log.info("units took %.1f ms each: the wave's %d other units go %d a task",
+                         median * 1e3, len(self.unsent), self.per_task)
+        self.probing = False
+        self._send(None)
+
+    def _send(self, limit: int | None) -> None:
+        keys: list[UnitKey] = []
+        items: list[tuple[dict[str, Any], str, int]] = []
+        group: tuple[str, int] | None = None
+        sent = 0
+        while self.unsent and (limit is None or sent < limit):
+            key, item, of = self.unsent.popleft()
+            if keys and (len(keys) >= self.per_task or of != group):
+                self._task(keys, items)
+                keys, items = [], []
+            keys.append(key)
+            items.append(item)
+            group, sent = of, sent + 1
+        if keys:
+            self._task(keys, items)
+
+    def _task(self, keys: list[UnitKey], items: list[tuple[dict[str, Any], str, int]],
+              ) -> None:
+        ref = self.send_task(keys, items)
+        self.pending[ref] = keys
+        self.queue.append(ref)
 
 
 @dataclass
@@ -496,12 +623,12 @@ class _RunDriver:
                                          error=f"{type(exc).__name__}: {exc}")
             raise
 
-    def _submit(self, wave: list[UnitKey], remote: Any,
-                ) -> dict[ray.ObjectRef, list[UnitKey]]:
-        """Put each dataset of the wave once, then submit its units as Ray tasks: one
-        unit per task, or a few consecutive units of one model (or of models with the
-        same CPU need) per task when the wave is much larger than the cluster
-        (:func:`units_per_task`)."""
+    def _submit(self, wave: list[UnitKey], remote: Any) -> _WaveTasks:
+        """Put each dataset of the wave once and plan its units' Ray tasks: one unit per
+        task, or a few consecutive units of one model (or of models with the same CPU
+        need) per task when the wave is much larger than the cluster
+        (:func:`units_per_task`). A wave of many units per CPU is sent in two steps,
+        the rest sized by the first slice's durations (:class:`_WaveTasks`)."""
         config = self.config
         bundles = {}
         for name in dict.fromkeys(u.dataset for u in wave):
@@ -513,43 +640,36 @@ class _RunDriver:
                                      "schema": d.schema})
         specs = {(p.name, s.name): s for p in self.datasets.values() for s in p.specs}
         spec_dicts: dict[tuple[str, str], dict[str, Any]] = {}
-        per_task = units_per_task(len(wave), ray.cluster_resources().get("CPU", 0))
-        pending: dict[ray.ObjectRef, list[UnitKey]] = {}
 
-        def send(keys: list[UnitKey], items: list[tuple[dict[str, Any], str, int]]) -> None:
+        def send(keys: list[UnitKey], items: list[tuple[dict[str, Any], str, int]],
+                 ) -> ray.ObjectRef:
             first = keys[0]
             more = f"+{len(keys) - 1}" if len(keys) > 1 else ""
-            ref = remote.options(
+            return remote.options(
                 num_cpus=specs[(first.dataset, first.model)].n_jobs,
                 max_retries=config.max_retries,
                 retry_exceptions=False,
                 name=f"{first.dataset}/{first.model}/{first.unit}{more}",
             ).remote(bundles[first.dataset], items, self.datasets[first.dataset].metric)
-            pending[ref] = keys
 
-        keys: list[UnitKey] = []
-        items: list[tuple[dict[str, Any], str, int]] = []
+        planned: list[tuple[UnitKey, tuple[dict[str, Any], str, int], tuple[str, int]]] = []
         for key in wave:
             pair = (key.dataset, key.model)
-            spec = specs[pair]
-            if keys and (len(keys) >= per_task or key.dataset != keys[0].dataset
-                         or spec.n_jobs != specs[(keys[0].dataset, keys[0].model)].n_jobs):
-                send(keys, items)
-                keys, items = [], []
             if pair not in spec_dicts:
-                spec_dicts[pair] = spec.to_dict()
+                spec_dicts[pair] = specs[pair].to_dict()
             seed = derive_seed(config.seed, self.datasets[key.dataset].dataset.fingerprint,
                                key.model, key.unit if key.unit.startswith("cv") else "final")
-            keys.append(key)
-            items.append((spec_dicts[pair], key.unit, seed))
-        if keys:
-            send(keys, items)
-        return pending
+            # Units share a task only within one dataset and one CPU need.
+            planned.append((key, (spec_dicts[pair], key.unit, seed),
+                            (key.dataset, specs[pair].n_jobs)))
+        tasks = _WaveTasks(send, collections.deque(planned),
+                           ray.cluster_resources().get("CPU", 0))
+        tasks.start()
+        return tasks
 
-    def _drain(self, pending: dict[ray.ObjectRef, list[UnitKey]],
-               stop: _StopOnSignals) -> None:
+    def _drain(self, tasks: _WaveTasks, stop: _StopOnSignals) -> None:
         """Journal results as they land, batching what finished together."""
-        queue = collections.deque(pending)  # in submission order
+        pending, queue = tasks.pending, tasks.queue  # queue: in submission order
         window: list[ray.ObjectRef] = []
         size = max(_WAIT_WINDOW, 2 * int(ray.cluster_resources().get("CPU", 0)))
         batch: list[dict[str, Any]] = []
@@ -558,7 +678,9 @@ class _RunDriver:
         retried: dict[str, list[dict[str, Any]]] = {}
         last_flush = time.monotonic()
         try:
-            while window or queue:
+            while window or queue or tasks.unsent:
+                if not (window or queue):
+                    tasks.send_rest()  # the first slice ended before it sized the rest
                 if stop.requested is not None:
                     for ref in [*window, *queue]:
                         ray.cancel(ref, force=True)
@@ -573,13 +695,16 @@ class _RunDriver:
                                    self.config.max_retries)
                 for ref, task_results in zip(ready, results, strict=True):
                     for key, result in zip(pending.pop(ref), task_results, strict=True):
+                        tasks.observe(result)
                         unit = self._landed(key, result)
                         if int(result["payload"].get("attempts") or 1) > 1:
                             retried.setdefault(ref.task_id().hex(), []).append(unit)
                         if not (result["status"] == "ok" and key.unit == "final"):
                             batch.append(unit)  # a final model was journaled with it
+                tasks.size_rest()
                 now = time.monotonic()
-                if batch and (not (window or queue) or now - last_flush >= JOURNAL_FLUSH_S):
+                if batch and (not (window or queue or tasks.unsent)
+                              or now - last_flush >= JOURNAL_FLUSH_S):
                     _retrying(self.registry.record_units, batch)
                     batch, last_flush = [], time.monotonic()
             if retried:

@@ -2,7 +2,9 @@
 
 The embedded test Ray has 2 CPUs, so 20 models x (3 folds + final) = 80 units is 40
 units per CPU: past :data:`~fleetlearn.training._execute.BATCH_FROM_UNITS_PER_CPU`,
-two units share each task.
+two units share each task. A wave of short units has the rest of its units packed
+more tightly once its first slice has shown how short they are
+(:func:`~fleetlearn.training._execute.adapted_units_per_task`).
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ def _tasks(journal: dict[tuple[str, str], dict]) -> dict[str, list[tuple[str, st
 def test_units_share_tasks_when_the_run_is_much_larger_than_the_cluster(
         iris: Path, home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert _execute.units_per_task(UNITS, 2) == 2
+    # The planned size only: no second step sized from the units' durations.
+    monkeypatch.setattr(_execute, "ADAPT_FROM_UNITS_PER_CPU", 10**9)
     batched = fleetlearn.train(iris, target="target", models=MODELS, folds=FOLDS, seed=5,
                                curves=False)
     monkeypatch.setattr(_execute, "BATCH_FROM_UNITS_PER_CPU", 10**9)  # one unit per task
@@ -88,3 +92,42 @@ def test_a_task_of_several_units_whose_worker_died_ran_them_all_again(
         [lost] = unit["failed_attempts"]
         assert lost["error"].startswith("WORKER_DIED")
     assert sorted(r["unit"] for r in result.retried) == sorted(u for _, u in retried)
+
+
+def test_a_wave_of_short_units_packs_its_rest_by_their_measured_duration(
+        iris: Path, home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    models = [f"decision_tree:max_depth={d}" for d in range(1, 13)]
+    units = len(models) * (FOLDS + 1)  # 48 units, 24 per CPU: planned one a task
+    assert _execute.units_per_task(units, 2) == 1
+    first = 2 * _execute.PROBE_TASKS_PER_CPU  # the first slice: 4 tasks of one unit
+    # Tree fits on iris take tens of milliseconds: with a body of at least 10 s wanted,
+    # the rest is packed as far as 4 tasks per CPU allow: 44 / 8 = 5 units a task.
+    monkeypatch.setattr(_execute, "TASK_BODY_S", 10.0)
+    adapted = fleetlearn.train(iris, target="target", models=models, folds=FOLDS, seed=7,
+                               curves=False)
+    monkeypatch.setattr(_execute, "ADAPT_FROM_UNITS_PER_CPU", 10**9)
+    single = fleetlearn.train(iris, target="target", models=models, folds=FOLDS, seed=7,
+                              curves=False)
+
+    packed, alone = _journal(adapted.run_id), _journal(single.run_id)
+    # Nothing lost: every unit journaled once and ok, every model registered.
+    assert len(packed) == len(alone) == units
+    assert {u["status"] for u in [*packed.values(), *alone.values()]} == {"ok"}
+    assert len(adapted.models) == len(single.models) == len(models)
+    # The first slice went one unit a task (the first model's 4 units); the rest went
+    # 5 a task (4 for the last), in the models' order, never across the first slice.
+    trials = sorted(Registry().list_trials(adapted.run_id), key=lambda t: t.id)
+    order = {t.model_name: i for i, t in enumerate(trials)}  # the models' order
+    position = {(m, u): order[m] * (FOLDS + 1) + (FOLDS if u == "final" else int(u[2:]))
+                for m, u in packed}
+    tasks = sorted(sorted(position[k] for k in keys) for keys in _tasks(packed).values())
+    assert tasks[:first] == [[0], [1], [2], [3]]
+    rest = tasks[first:]
+    assert [len(t) for t in rest] == [5] * 8 + [4], tasks
+    assert all(t == list(range(t[0], t[0] + len(t))) for t in rest)  # consecutive units
+    assert len(_tasks(alone)) == units
+    # The same fold scores and the same leaderboard either way.
+    assert {k: u["scores"] for k, u in packed.items() if k[1] != "final"} == {
+        k: u["scores"] for k, u in alone.items() if k[1] != "final"}
+    columns = ["dataset", "model", "rank", "cv_mean", "cv_std", "test"]
+    assert adapted.leaderboard[columns].equals(single.leaderboard[columns])
