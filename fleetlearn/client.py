@@ -277,9 +277,11 @@ class Client:
     def upload_dataset(self, path: str | Path, name: str | None = None) -> dict[str, Any]:
         """Upload a CSV/TSV/Parquet table to the server's data folder (role train).
 
-        The file is streamed, never read whole into memory. Returns ``{"name", "path",
-        "bytes", "sha256", "columns", "rows", "uploaded_at"}``; use ``name`` in
-        :meth:`start_run`.
+        The file is streamed, never read whole into memory. Returns ``{"name", "label",
+        "path", "bytes", "sha256", "columns", "rows", "uploaded_at"}``: ``name`` is the
+        name the server chose (from ``name`` or the file's name, made safe; the suffix
+        follows the content), the one to use in :meth:`start_run`; ``label`` is the
+        file's own name.
         """
         path = Path(path)
         if not path.is_file():

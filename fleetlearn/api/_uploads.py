@@ -2,9 +2,11 @@
 
 Not routes (those are :mod:`fleetlearn.api.routes.datasets`): the upload is parsed
 chunk by chunk from the request stream (never held in memory: at most
-:data:`FLUSH_BYTES`), written under a temporary name, checked with the training
-reader, and only then linked in place. Each upload's metadata (sha256, columns, rows)
-is kept in ``<data>/.uploads/<name>.json``. It lives in ``api/`` because it speaks
+:data:`FLUSH_BYTES`), written under a temporary name, sniffed (its content, not its
+name, says whether it is Parquet or delimited text), checked with the training reader,
+and only then linked in place under a name the server chooses (:func:`server_name`):
+the client's file name is kept as a label only. Each upload's metadata (label, sha256,
+columns, rows) is kept in ``<data>/.uploads/<name>.json``. It lives in ``api/`` because it speaks
 HTTP: it reads a Starlette request and answers 409/413/415/422 as :class:`HttpError`.
 """
 
@@ -16,6 +18,7 @@ import hashlib
 import json
 import os
 import re
+import unicodedata
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -29,7 +32,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 
 from fleetlearn.api.errors import HttpError
-from fleetlearn.data import SUPPORTED_SUFFIXES, load_table
+from fleetlearn.data import SUPPORTED_SUFFIXES, load_table, sniff_format
 from fleetlearn.errors import (
     ConfigError,
     DataFileNotFoundError,
@@ -40,11 +43,12 @@ from fleetlearn.errors import (
 
 __all__ = [
     "FLUSH_BYTES",
-    "check_name",
+    "label_of",
     "list_entries",
     "meta_dir",
     "receive",
     "resolve_dataset",
+    "server_name",
     "store",
 ]
 
@@ -56,24 +60,47 @@ FULL_READ_BYTES = 16 << 20
 SAMPLE_BYTES = 1 << 20
 #: Form fields of an upload besides the file.
 _FIELDS = ("name",)
-_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+#: What a stored name's stem may hold (anything else becomes '_').
+_SLUG_DROP = re.compile(r"[^A-Za-z0-9_-]+")
+#: Longest stem the server gives a stored table (the label keeps the whole name).
+SLUG_MAX = 64
+#: Longest label kept (the client's file name, shown back, never used as a path).
+LABEL_MAX = 255
+_TEXT_SUFFIXES = tuple(s for s in SUPPORTED_SUFFIXES if s in (".csv", ".tsv", ".txt"))
+_PARQUET_SUFFIXES = tuple(s for s in SUPPORTED_SUFFIXES if s not in _TEXT_SUFFIXES)
 
 
-def check_name(raw: str, what: str) -> str:
-    """A file name safe to join to the data folder, or a 422 naming the problem."""
-    name = raw.strip()
-    if any(c in name for c in "/\\\x00") or name in ("", ".", "..") or ".." in name:
-        raise HttpError(422, f"The {what} '{raw[:100]}' is not a plain file name (no folders, "
-                       "'..' or separators). Send the file itself, named like 'sales_2024.csv'.",
-                       "ConfigError")
-    if not _NAME_RE.fullmatch(name):
-        raise HttpError(422, f"The {what} '{name[:100]}' may hold letters, digits, '_', '.' "
-                       "and '-' only, start with a letter or digit, and be at most 128 "
-                       "characters. Rename the file, or send a 'name' field.", "ConfigError")
-    if Path(name).suffix.lower() not in SUPPORTED_SUFFIXES:
-        raise HttpError(422, f"The {what} '{name}' must end in one of "
-                       f"{', '.join(SUPPORTED_SUFFIXES)} (CSV, TSV or Parquet).", "ConfigError")
-    return name
+def label_of(raw: str) -> str:
+    """The client's file name as a label: control characters dropped, at most 255."""
+    return "".join(c for c in raw if unicodedata.category(c)[0] != "C").strip()[:LABEL_MAX]
+
+
+def server_name(wanted: str, kind: str, digest: str | None = None) -> str:
+    """The name the server stores an upload under, from a label and the sniffed kind.
+
+    Only the last path component of ``wanted`` counts; its stem is reduced to ASCII
+    letters, digits, ``_`` and ``-`` (at most :data:`SLUG_MAX`; ``table`` when nothing
+    is left), and the suffix follows the content (``kind`` from
+    :func:`fleetlearn.data.sniff_format`): the label's own suffix when it fits the
+    content, else ``.parquet`` or ``.csv``. With ``digest``, the first 8 hex digits of
+    the content's sha256 are added to the stem (another table already holds the name).
+
+    Examples
+    --------
+    >>> server_name("../../etc/Ventes 2024 (été).CSV", "text")
+    'Ventes_2024_ete.csv'
+    >>> server_name("report.csv", "parquet", digest="9f3c21ab77")
+    'report-9f3c21ab.parquet'
+    """
+    base = re.split(r"[/\\]", wanted)[-1]
+    suffix = Path(base).suffix.lower()
+    stem = base[: -len(suffix)] if suffix in SUPPORTED_SUFFIXES else base
+    ascii_stem = unicodedata.normalize("NFKD", stem).encode("ascii", "ignore").decode()
+    slug = _SLUG_DROP.sub("_", ascii_stem).strip("_-")[:SLUG_MAX].strip("_-") or "table"
+    fits = _PARQUET_SUFFIXES if kind == "parquet" else _TEXT_SUFFIXES
+    if suffix not in fits:
+        suffix = ".parquet" if kind == "parquet" else ".csv"
+    return f"{slug}-{digest[:8]}{suffix}" if digest else f"{slug}{suffix}"
 
 
 class _MultipartSink:
@@ -87,7 +114,7 @@ class _MultipartSink:
         self.tmp = folder / f".upload-{uuid.uuid4().hex}.part"
         self.hasher = hashlib.sha256()
         self.size = 0
-        self.filename: str | None = None
+        self.filename: str | None = None  # the client's file name: a label, never a path
         self.fields: dict[str, bytearray] = {}
         self.pending = bytearray()
         self.too_large = False
@@ -126,8 +153,7 @@ class _MultipartSink:
                                "(curl -F file=@table.csv).", "ConfigError")
             if self.filename is not None:
                 raise HttpError(422, "Send one file per upload.", "ConfigError")
-            self.filename = check_name(filename.decode("utf-8", "replace") if filename
-                                        else "", "file name")
+            self.filename = label_of(filename.decode("utf-8", "replace") if filename else "")
             self._part = "file"
         elif name in _FIELDS:
             self._part = name
@@ -303,40 +329,71 @@ def _entry(data: Path, path: Path) -> dict[str, Any]:
     meta = _read_meta(data, path.name) or {}
     size = (sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir()
             else path.stat().st_size)
-    return {"name": path.name, "path": str(path), "bytes": size,
+    return {"name": path.name, "label": meta.get("label"), "path": str(path), "bytes": size,
             "sha256": meta.get("sha256"), "columns": meta.get("columns"),
             "rows": meta.get("rows"), "uploaded_at": meta.get("uploaded_at")}
 
 
-def store(sink: _MultipartSink, data: Path, name: str) -> tuple[dict[str, Any], bool]:
-    """Check the received table and put it in place; (record, created). Off the loop."""
-    final = data / name
-    digest = sink.hasher.hexdigest()
+def _kind_of(path: Path, shown: str) -> str:
+    with path.open("rb") as fh:
+        head = fh.read(64 << 10)
+    if not head.strip():
+        return "text"  # the table check says it is empty
     try:
-        if final.exists():
+        return sniff_format(head, shown)
+    except FleetlearnError as exc:
+        raise HttpError(422, str(exc), type(exc).__name__) from None
+
+
+def store(sink: _MultipartSink, data: Path, wanted: str, *,
+          exact: bool = False) -> tuple[dict[str, Any], bool]:
+    """Check the received table and put it in place; (record, created). Off the loop.
+
+    The name is the server's (:func:`server_name` of ``wanted`` and the sniffed
+    content). A name another table holds gets the content's hash added, unless
+    ``exact`` (the client asked for that name with the ``name`` field): then it is a 409.
+    The same content under the same name answers the stored copy.
+    """
+    digest = sink.hasher.hexdigest()
+    shown = sink.filename or wanted or "the upload"
+    try:
+        staged = sink.tmp.with_name(f".upload-{uuid.uuid4().hex}.part")
+        os.replace(sink.tmp, staged)
+        sink.tmp = staged
+        kind = _kind_of(staged, shown)
+        for attempt in ("plain", "hashed"):
+            name = server_name(wanted, kind, digest if attempt == "hashed" else None)
+            final = data / name
+            if not final.exists():
+                break
             meta = _read_meta(data, name)
             existing = meta.get("sha256") if meta else None
             if existing is None and final.is_file():
                 existing = _sha256_of(final)
             if existing == digest:
                 return _entry(data, final), False
+            if exact:
+                raise HttpError(409, f"A dataset named '{name}' already exists with "
+                               "different content. Upload this one under another name "
+                               "(form field 'name'), or leave the field out and the server "
+                               "picks a free one.", "Conflict")
+        else:
             raise HttpError(409, f"A dataset named '{name}' already exists with different "
-                           "content. Upload this one under another name (form field 'name'), "
-                           "or use the existing one.", "Conflict")
-        staged = sink.tmp.with_name(f".upload-{uuid.uuid4().hex}{Path(name).suffix}")
-        os.replace(sink.tmp, staged)
-        sink.tmp = staged
-        columns, rows = _inspect_table(staged, name)
+                           "content. Send this one with another 'name'.", "Conflict")
+        linked = staged.with_name(f".upload-{uuid.uuid4().hex}{final.suffix}")
+        os.replace(staged, linked)
+        sink.tmp = linked
+        columns, rows = _inspect_table(linked, shown)
         try:
-            os.link(staged, final)  # atomic, and never replaces a file uploaded meanwhile
+            os.link(linked, final)  # atomic, and never replaces a file uploaded meanwhile
         except FileExistsError:
-            return store(sink, data, name)
+            return store(sink, data, wanted, exact=exact)
         except OSError:  # a filesystem without hard links
             if final.exists():
-                return store(sink, data, name)
-            os.replace(staged, final)
-        record = {"name": name, "path": str(final), "bytes": sink.size, "sha256": digest,
-                  "columns": columns, "rows": rows,
+                return store(sink, data, wanted, exact=exact)
+            os.replace(linked, final)
+        record = {"name": name, "label": sink.filename, "path": str(final),
+                  "bytes": sink.size, "sha256": digest, "columns": columns, "rows": rows,
                   "uploaded_at": datetime.now(UTC).isoformat(timespec="seconds")}
         _write_json(meta_dir(data) / f"{name}.json", record)
         return record, True

@@ -136,7 +136,11 @@ class KeyCreated(KeyPublic):
 class DatasetPublic(BaseModel):
     """A table in the server's data folder, usable by name in ``POST /v1/runs``."""
 
-    name: str = Field(examples=["iris.csv"])
+    name: str = Field(examples=["iris.csv"], description="The name the server stored it "
+                      "under (letters, digits, '_', '-' and a suffix): give it to runs.")
+    label: str | None = Field(default=None, examples=["iris.csv"], description="The file "
+                              "name the client sent, kept as a label only (null for files "
+                              "put in the data folder directly).")
     path: str = Field(examples=["/home/me/.fleetlearn/data/iris.csv"],
                       description="Where the server keeps it (runs may give this path too).")
     bytes: int = Field(examples=[4551])

@@ -22,7 +22,7 @@ from fleetlearn.data._dataset import (
 )
 from fleetlearn.data._examples import example_datasets
 from fleetlearn.data._infer import infer_task
-from fleetlearn.data._load import SUPPORTED_SUFFIXES, load_table
+from fleetlearn.data._load import SUPPORTED_SUFFIXES, load_table, sniff_format
 from fleetlearn.data._preprocess import (
     BooleanToFloat,
     CategoryToString,
@@ -69,4 +69,5 @@ __all__ = [
     "load_dataset",
     "load_table",
     "parse_rows",
+    "sniff_format",
 ]

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 
 from fleetlearn.errors import DataFileNotFoundError, UnreadableTableError, did_you_mean
 
-__all__ = ["load_table", "SUPPORTED_SUFFIXES"]
+__all__ = ["load_table", "SUPPORTED_SUFFIXES", "sniff_format"]
 
 _TEXT_SUFFIXES = (".csv", ".tsv", ".txt")
 _PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -95,24 +95,13 @@ def _read_text(p: Path, suffix: str) -> pd.DataFrame:
             f"Cannot read '{p}': the file is empty. Expected a header line and at least "
             "one row of data."
         )
-    encoding = "utf-8"
-    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
-        encoding = "utf-16"  # Excel's "Unicode text" export
-    elif head.startswith(b"PAR1"):
+    kind = sniff_format(head, str(p))
+    if kind == "parquet":
         raise UnreadableTableError(
             f"Cannot read '{p}' as delimited text: it is a Parquet file. Rename it to "
             f"'{p.with_suffix('.parquet').name}'."
         )
-    elif head.startswith(b"\x1f\x8b") or head.startswith(b"PK\x03\x04"):
-        raise UnreadableTableError(
-            f"Cannot read '{p}': it is a compressed archive (gzip/zip), not delimited text. "
-            "Decompress it first."
-        )
-    elif b"\x00" in head:
-        raise UnreadableTableError(
-            f"Cannot read '{p}': it holds binary data, not delimited text. Expected "
-            f"{_SUPPORTED_TEXT}."
-        )
+    encoding = "utf-16" if kind == "utf-16 text" else "utf-8"
     sep = "\t" if suffix == ".tsv" else _sniff_delimiter(head, encoding)
 
     errors: list[str] = []
@@ -143,6 +132,69 @@ def _read_text(p: Path, suffix: str) -> pd.DataFrame:
         f"Cannot read '{p}' as delimited text (separator {sep!r}): {'; '.join(errors)}. "
         "Check that every row has as many fields as the header and that quotes are closed."
     )
+
+
+#: Leading bytes of formats people send instead of a table, and what to do instead.
+_NOT_TABLES: tuple[tuple[bytes, str], ...] = (
+    (b"PK\x03\x04", "a compressed archive (zip; .xlsx and .docx files are zip archives)"),
+    (b"\x1f\x8b", "a compressed archive (gzip)"),
+    (b"\xfd7zXZ\x00", "a compressed archive (xz)"),
+    (b"7z\xbc\xaf\x27\x1c", "a compressed archive (7z)"),
+    (b"\x28\xb5\x2f\xfd", "a compressed archive (zstd)"),
+    (b"\xd0\xcf\x11\xe0", "an old Office document (.xls/.doc)"),
+    (b"%PDF-", "a PDF document"),
+    (b"\x89PNG", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"GIF87a", "a GIF image"),
+    (b"GIF89a", "a GIF image"),
+    (b"\x7fELF", "a program (ELF)"),
+    (b"SQLite format 3\x00", "an SQLite database"),
+    (b"ARROW1", "an Arrow IPC file"),
+    (b"Obj\x01", "an Avro file"),
+)
+
+
+def sniff_format(head: bytes, shown: str) -> str:
+    """What the first bytes of a file say it is: ``parquet``, ``text`` or ``utf-16 text``.
+
+    Decided by content, never by the file's name. Anything else (archives, office
+    documents, images, programs, databases, JSON, HTML/XML, binary data) raises
+    :class:`UnreadableTableError` naming ``shown``, what the content is, and what to
+    send instead.
+
+    Examples
+    --------
+    >>> sniff_format(b"x,y\\n1,2\\n", "t.csv")
+    'text'
+    >>> sniff_format(b"PAR1\\x15\\x04", "t.csv")
+    'parquet'
+    """
+    if head.startswith(b"PAR1"):
+        return "parquet"
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "utf-16 text"  # Excel's "Unicode text" export
+    for magic, what in _NOT_TABLES:
+        if head.startswith(magic):
+            fix = ("Decompress it first." if "compressed" in what
+                   else "Export the table as CSV or Parquet and send that.")
+            raise UnreadableTableError(f"Cannot read '{shown}': it is {what}, not a table. {fix}")
+    if b"\x00" in head:
+        raise UnreadableTableError(
+            f"Cannot read '{shown}': it holds binary data, not delimited text. Expected "
+            f"{_SUPPORTED_TEXT}."
+        )
+    start = head.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
+    if start in (b"{", b"["):
+        raise UnreadableTableError(
+            f"Cannot read '{shown}': it is JSON, not a table. Convert it (e.g. "
+            "pandas.read_json(...).to_csv(...)) and send the CSV."
+        )
+    if start == b"<":
+        raise UnreadableTableError(
+            f"Cannot read '{shown}': it is HTML or XML, not a table. Export the table as CSV "
+            "or Parquet and send that."
+        )
+    return "text"
 
 
 def _has_bytes(frame: pd.DataFrame) -> bool:

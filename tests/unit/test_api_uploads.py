@@ -80,66 +80,110 @@ def test_upload_parquet_reports_columns_and_rows(api: TestClient, tmp_path: Path
     assert r.json()["rows"] == 3
 
 
-def test_same_name_same_content_is_idempotent_different_content_is_409(
+def test_same_name_same_content_is_idempotent_other_content_gets_a_name_of_its_own(
         api: TestClient, iris_csv: bytes, folders: dict[str, Path]) -> None:
     assert api.post("/v1/datasets", files={"file": ("iris.csv", iris_csv)}).status_code == 201
     again = api.post("/v1/datasets", files={"file": ("iris.csv", iris_csv)})
     assert again.status_code == 200
+    assert again.json()["name"] == "iris.csv"
     assert again.json()["sha256"] == hashlib.sha256(iris_csv).hexdigest()
 
+    # Other content under a taken file name: stored beside it, under the content's hash.
     changed = iris_csv + b"5.0,3.0,1.5,0.2,0\n"
+    digest = hashlib.sha256(changed).hexdigest()
     r = api.post("/v1/datasets", files={"file": ("iris.csv", changed)})
+    assert r.status_code == 201, r.text
+    assert r.json()["name"] == f"iris-{digest[:8]}.csv"
+    assert r.json()["label"] == "iris.csv"
+    assert r.json()["rows"] == 151
+    assert (folders["data"] / "iris.csv").read_bytes() == iris_csv  # never replaced
+    assert (folders["data"] / f"iris-{digest[:8]}.csv").read_bytes() == changed
+    again = api.post("/v1/datasets", files={"file": ("iris.csv", changed)})
+    assert (again.status_code, again.json()["name"]) == (200, f"iris-{digest[:8]}.csv")
+
+    # A name asked for with the 'name' field is kept exactly, or refused.
+    r = api.post("/v1/datasets", files={"file": ("iris.csv", changed)},
+                 data={"name": "iris"})
     assert r.status_code == 409
     assert r.json()["error"] == "Conflict"
     assert "'iris.csv' already exists" in r.json()["detail"]
-    assert (folders["data"] / "iris.csv").read_bytes() == iris_csv  # never replaced
-
-    # The way out the message gives: another name (its suffix is taken from the file).
     r = api.post("/v1/datasets", files={"file": ("iris.csv", changed)},
                  data={"name": "iris_v2"})
     assert r.status_code == 201, r.text
-    assert r.json()["name"] == "iris_v2.csv"
-    assert r.json()["rows"] == 151
-    assert _tables(folders["data"]) == ["iris.csv", "iris_v2.csv"]
+    assert r.json()["name"] == "iris_v2.csv"  # the suffix taken from the file
+    assert _tables(folders["data"]) == sorted(["iris.csv", f"iris-{digest[:8]}.csv",
+                                               "iris_v2.csv"])
 
 
-@pytest.mark.parametrize("filename", ["../evil.csv", "sub/dir.csv", "..\\evil.csv",
-                                      ".hidden.csv", "a..csv"])
-def test_path_tricks_are_refused_and_nothing_is_written(
-        api: TestClient, iris_csv: bytes, folders: dict[str, Path], filename: str) -> None:
+@pytest.mark.parametrize(("filename", "stored"), [
+    ("../evil.csv", "evil.csv"), ("sub/dir.csv", "dir.csv"), ("..\\evil.csv", "evil.csv"),
+    (".hidden.csv", "hidden.csv"), ("a..csv", "a.csv"), ("", "table.csv"),
+    ("Ventes 2024 (\u00e9t\u00e9).CSV", "Ventes_2024_ete.csv"), ("\u8868.csv", "table.csv"),
+    ("report; rm -rf *.csv", "report_rm_-rf.csv"), ("x" * 300 + ".csv", "x" * 64 + ".csv"),
+    ("iris", "iris.csv"), ("iris.xlsx", "iris_xlsx.csv"),
+])
+def test_the_server_chooses_the_stored_name_and_keeps_the_file_name_as_a_label(
+        api: TestClient, iris_csv: bytes, folders: dict[str, Path], filename: str,
+        stored: str) -> None:
     r = api.post("/v1/datasets", files={"file": (filename, iris_csv)})
-    assert r.status_code == 422
-    assert r.json()["error"] == "ConfigError"
-    assert "file name" in r.json()["detail"]
-    assert _tables(folders["data"]) == []
+    assert r.status_code == 201, r.text
+    assert r.json()["name"] == stored
+    assert r.json()["label"] == filename[:255]
+    assert _tables(folders["data"]) == [stored]  # nothing outside, no temporary file
     assert not (folders["data"].parent / "evil.csv").exists()
+    listed = api.get("/v1/datasets").json()["data"]
+    assert [(d["name"], d["label"]) for d in listed] == [(stored, r.json()["label"])]
 
 
-def test_a_name_field_with_a_path_is_refused(api: TestClient, iris_csv: bytes,
-                                             folders: dict[str, Path]) -> None:
+def test_a_name_field_with_a_path_is_stored_under_its_last_part(
+        api: TestClient, iris_csv: bytes, folders: dict[str, Path]) -> None:
     r = api.post("/v1/datasets", files={"file": ("iris.csv", iris_csv)},
-                 data={"name": "../../iris.csv"})
-    assert r.status_code == 422
-    assert "not a plain file name" in r.json()["detail"]
-    assert _tables(folders["data"]) == []
+                 data={"name": "../../flowers.csv"})
+    assert r.status_code == 201, r.text
+    assert r.json()["name"] == "flowers.csv"
+    assert _tables(folders["data"]) == ["flowers.csv"]
+
+
+def test_the_suffix_follows_the_content_not_the_file_name(
+        api: TestClient, tmp_path: Path, folders: dict[str, Path]) -> None:
+    path = tmp_path / "t.parquet"
+    pd.DataFrame({"x": [1.0, 2.0, 3.0], "y": ["a", "b", "a"]}).to_parquet(path)
+    r = api.post("/v1/datasets", files={"file": ("really.csv", path.read_bytes())})
+    assert r.status_code == 201, r.text
+    assert (r.json()["name"], r.json()["rows"], r.json()["columns"]) == \
+        ("really.parquet", 3, ["x", "y"])
+    r = api.post("/v1/datasets", files={"file": ("text.parquet", b"x;y\n1;2\n3;4\n")})
+    assert r.status_code == 201, r.text
+    assert (r.json()["name"], r.json()["rows"], r.json()["columns"]) == \
+        ("text.csv", 2, ["x", "y"])
+    # A run trains on the stored name.
+    assert sorted(d["name"] for d in api.get("/v1/datasets").json()["data"]) == \
+        ["really.parquet", "text.csv"]
 
 
 @pytest.mark.parametrize(("filename", "content", "says"), [
     ("empty.csv", b"", "the file is empty"),
     ("header.csv", b"a,b,c\n", "no rows"),
-    ("broken.parquet", b"this is not parquet", "as Parquet"),
-    ("zipped.csv", b"PK\x03\x04" + b"\x00" * 100, "compressed"),
-    ("notes.docx", b"hello", "must end in one of"),
+    ("zipped.csv", b"PK\x03\x04" + b"\x00" * 100, "compressed archive (zip"),
+    ("table.xlsx", b"PK\x03\x04\x14\x00\x06\x00", ".xlsx and .docx files are zip"),
+    ("t.csv.gz", b"\x1f\x8b\x08\x00" + b"\x00" * 50, "compressed archive (gzip)"),
+    ("scan.csv", b"%PDF-1.7\n%\xe2\xe3\n1 0 obj", "a PDF document"),
+    ("pic.csv", b"\x89PNG\r\n\x1a\n\x00\x00", "a PNG image"),
+    ("prog.csv", b"\x7fELF\x02\x01\x01\x00", "a program (ELF)"),
+    ("db.csv", b"SQLite format 3\x00\x10\x00", "an SQLite database"),
+    ("rows.csv", b'[{"a": 1}, {"a": 2}]', "it is JSON"),
+    ("page.csv", b"<!DOCTYPE html><html><body>hi</body></html>", "HTML or XML"),
+    ("blob.csv", b"a,b\n1,\x00\x01\x02\n", "binary data"),
 ])
-def test_unreadable_tables_are_422_and_not_kept(api: TestClient, folders: dict[str, Path],
-                                                filename: str, content: bytes,
-                                                says: str) -> None:
+def test_content_that_is_not_a_table_is_422_and_not_kept(
+        api: TestClient, folders: dict[str, Path], filename: str, content: bytes,
+        says: str) -> None:
     r = api.post("/v1/datasets", files={"file": (filename, content)})
     assert r.status_code == 422, r.text
     assert says in r.json()["detail"]
-    if filename != "notes.docx":
-        assert f"'{filename}'" in r.json()["detail"]  # names the upload, not a temp path
-        assert ".upload-" not in r.json()["detail"]
+    assert f"'{filename}'" in r.json()["detail"]  # names the upload, not a temp path
+    assert ".upload-" not in r.json()["detail"]
+    assert str(folders["data"]) not in r.json()["detail"]
     assert _tables(folders["data"]) == []
     assert api.get("/v1/datasets").json()["count"] == 0
 
