@@ -27,6 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
 
 from fleetlearn import __version__
+from fleetlearn.api.deps import require
 from fleetlearn.api.errors import (
     ErrorBody,
     HttpError,
@@ -178,8 +179,24 @@ def _handlers(app: FastAPI) -> None:
     async def _api_error(request: Request, exc: HttpError) -> ORJSONResponse:
         return error_response(exc.status, exc.detail, exc.error, exc.headers)
 
+    async def _refused(request: Request) -> ORJSONResponse | None:
+        """The 401/403/429 a caller without the route's role gets before any word on its
+        request: FastAPI reads and validates the body before the key's dependency runs."""
+        route = request.scope.get("route")
+        role = role_of(route) if isinstance(route, APIRoute) else None
+        if role is None:
+            return None
+        try:
+            await require(role)(request)
+        except HttpError as exc:
+            return error_response(exc.status, exc.detail, exc.error, exc.headers)
+        return None
+
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> ORJSONResponse:
+        refused = await _refused(request)
+        if refused is not None:
+            return refused
         # The run body's errors read like the run options' everywhere else.
         run_body = request.method == "POST" and request.url.path == "/v1/runs"
         return validation_error(exc, run_body=run_body)
@@ -194,7 +211,10 @@ def _handlers(app: FastAPI) -> None:
         headers = dict(exc.headers or {})
         if exc.status_code == 400:
             # FastAPI's answer to a body it cannot decode (not UTF-8, not JSON): the same
-            # 422 as any other invalid body, as the spec declares.
+            # 422 as any other invalid body, as the spec declares (after the key's check).
+            refused = await _refused(request)
+            if refused is not None:
+                return refused
             msg = f"{detail}: send a JSON body (UTF-8)."
             return error_response(422, f"The request body is not valid: {msg}",
                                   "ValidationError",

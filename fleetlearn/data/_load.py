@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -119,7 +120,16 @@ def _read_text(p: Path, suffix: str) -> pd.DataFrame:
             errors.append(f"pyarrow: {_first_line(exc)}")
     for enc in (encoding, "latin-1") if encoding == "utf-8" else (encoding,):
         try:
-            return pd.read_csv(p, sep=sep, engine="c", encoding=enc, low_memory=False)
+            # index_col=False: a first data row longer than the header must not become
+            # the index (that would drop its first value); the data loss pandas then
+            # warns of is an error here.
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", pd.errors.ParserWarning)
+                return pd.read_csv(p, sep=sep, engine="c", encoding=enc, low_memory=False,
+                                   index_col=False)
+        except pd.errors.ParserWarning:
+            errors.append("C parser: a row has more fields than the header")
+            break
         except pd.errors.EmptyDataError:
             _raise_no_columns(p)
         except UnicodeDecodeError as exc:

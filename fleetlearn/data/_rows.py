@@ -365,7 +365,12 @@ def _numeric(values: list[Any]) -> tuple[np.ndarray, list[tuple[int, str]]]:
             if type(v) is float and not math.isfinite(v):
                 bad.append((i, f"Row {i}: a finite number is required, got {v}; send null "
                                "for a missing value."))
-            out[i] = v
+            try:
+                out[i] = v
+            except OverflowError:  # an int beyond float64's range (about 1.8e308)
+                bad.append((i, f"Row {i}: the number {_describe(v)} is too large (at most "
+                               "about 1.8e308)."))
+                out[i] = math.nan
         else:
             bad.append((i, f"Row {i}: expected a number, got {_describe(v)}."))
             out[i] = math.nan

@@ -1,4 +1,5 @@
-"""Schemathesis over /openapi.json, every check on, keys on, every operation.
+"""Schemathesis over /openapi.json, every check on, keys on, every operation: with an
+admin key, with a read key, and with no key at all.
 
 Runs on the ASGI app (no server, no Ray) with registered models and an API key of
 each role, so predict, alias, key, upload and run routes do real work; positive and
@@ -26,6 +27,7 @@ from schemathesis.checks import CHECKS, load_all_checks
 from schemathesis.generation import GenerationMode
 
 from fleetlearn.api import create_app
+from fleetlearn.security import role_allows
 from fleetlearn.serving import ServeSettings, ServingState
 
 MODELS = ("toy-logreg", "toy-forest", "house-ridge")
@@ -42,6 +44,8 @@ def api_schema(tmp_path_factory: pytest.TempPathFactory) -> Iterator[schemathesi
     folder: Path = tmp_path_factory.mktemp("schemathesis")
     reg, _ = serving_registry(folder)
     key, SECRETS["admin"] = reg.create_api_key("schemathesis-admin", "admin")
+    PROTECTED_KEYS.update({str(key.id), key.name, key.prefix})
+    key, SECRETS["read"] = reg.create_api_key("schemathesis-read", "read")
     PROTECTED_KEYS.update({str(key.id), key.name, key.prefix})
     reg.close()
     (folder / "data").mkdir()
@@ -125,3 +129,39 @@ def test_every_operation_answers_what_the_spec_declares(case: schemathesis.Case)
             f"{response.text}")
     elif case.meta is not None and case.meta.generation.mode.is_positive:
         case.validate_response(response, checks=[positive])
+
+
+def _role(case: schemathesis.Case) -> str | None:
+    """The role the spec says an operation needs (None: open, like /healthz)."""
+    return case.operation.definition.raw.get("x-fleetlearn-role")
+
+
+@schema.parametrize()
+@settings(max_examples=8, deadline=None, derandomize=True,
+          suppress_health_check=list(HealthCheck))
+def test_every_operation_without_a_key_or_with_a_read_key_is_refused_or_answered_as_declared(
+        case: schemathesis.Case) -> None:
+    _steer(case)
+    positive = CHECKS.get_one("positive_data_acceptance")
+    role = _role(case)
+    for who, headers in (("nobody", {}),
+                         ("read", {"Authorization": f"Bearer {SECRETS['read']}"})):
+        response = case.call(headers=headers)
+        assert response.status_code < 500, (who, response.text)
+        case.validate_response(response, excluded_checks=[positive], headers=headers)
+        if response.status_code >= 400:
+            body = response.json()
+            assert isinstance(body.get("detail"), str), body
+            assert isinstance(body.get("error"), str), body
+        if role is None or case.method.lower() != case.operation.method.lower():
+            continue  # open, or a method the path does not answer (405 before any key)
+        if who == "nobody":
+            assert response.status_code == 401, (case.method, case.path, response.text)
+            challenge = response.headers.get("www-authenticate") or [""]
+            assert str(challenge[0] if isinstance(challenge, list) else challenge
+                       ).lower().startswith("bearer")
+        elif not role_allows("read", role):
+            assert response.status_code == 403, (case.method, case.path, response.text)
+            assert f"'{role}'" in response.json()["detail"]
+        else:
+            assert response.status_code not in (401, 403), (case.path, response.text)

@@ -85,6 +85,25 @@ def test_missing_unknown_and_revoked_keys_are_401(home: Path, keys: dict[str, st
         assert client.get("/readyz").json()["status"] == "ready"
 
 
+def test_a_caller_without_the_role_hears_nothing_about_its_body(
+        home: Path, keys: dict[str, str]) -> None:
+    bad_bodies = [("post", "/v1/keys", b"{not json"), ("post", "/v1/keys", b'{"role": 7}'),
+                  ("put", "/v1/models/m/aliases/prod", b"\xff\xfe"),
+                  ("post", "/v1/runs", b'{"folds": "many"}')]
+    with serve(home, auth_failures_allowed=10_000) as client:
+        for method, path, body in bad_bodies:
+            sent = {"content": body, "headers": {"content-type": "application/json"}}
+            anonymous = client.request(method, path, **sent)
+            assert is_error(anonymous, 401, "Unauthorized")["detail"].startswith(
+                "An API key is required"), (path, anonymous.text)
+            sent["headers"]["authorization"] = f"Bearer {keys['read']}"
+            reader = client.request(method, path, **sent)
+            assert "role 'read'" in is_error(reader, 403, "Forbidden")["detail"]
+            sent["headers"]["authorization"] = f"Bearer {keys['admin']}"
+            admin = client.request(method, path, **sent)
+            assert is_error(admin, 422, "ValidationError")["errors"], (path, admin.text)
+
+
 def test_an_address_that_keeps_failing_is_slowed_down_and_counted(
         home: Path, keys: dict[str, str]) -> None:
     good = {"authorization": f"Bearer {keys['read']}"}
