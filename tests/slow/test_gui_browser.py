@@ -216,6 +216,9 @@ def test_a_user_trains_watches_aliases_predicts_and_monitors_in_a_browser(
             page.get_by_role("tab", name="Trends over time").click()
             _pick(page, "Dataset", "people")
             trends = page.locator(".js-plotly-plot").filter(has_text="best of each run")
+            # One trends figure once the rerun settles (Streamlit keeps the old element
+            # for a moment while it draws the new one).
+            expect(trends).to_have_count(1)
             expect(trends).to_be_visible()
             _wait_cell(page, name)
             page.screenshot(path=shots / "8-compare.png", full_page=True)
