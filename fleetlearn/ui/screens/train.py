@@ -78,9 +78,13 @@ def _param_input(param: dict[str, Any], key: str, where: Any) -> Any:
                           ("maximum", lambda b: value is None or value <= b)):
         if param.get(bound) is not None and inside(param[bound]):
             bounds["min_value" if bound == "minimum" else "max_value"] = cast(param[bound])
+    # An empty box is None (the default of max_depth, max_leaf_nodes ...).
+    unset = "None" if value is None else None
     if kind == "int":
-        return where.number_input(label, value=value, step=1, key=key, **bounds)
-    return where.number_input(label, value=value, format="%g", key=key, **bounds)
+        return where.number_input(label, value=value, step=1, key=key, placeholder=unset,
+                                  **bounds)
+    return where.number_input(label, value=value, format="%g", key=key, placeholder=unset,
+                              **bounds)
 
 
 st.title("Train")
@@ -124,8 +128,11 @@ if not tables:
     st.stop()
 by_name = {t["name"]: t for t in tables}
 names = list(by_name)
-picked_before = [n for n in st.session_state.get(TABLES_KEY, [names[0]]) if n in by_name]
 new = st.session_state.pop(ADDED_STATE, None)
+# At first the table just added (uploaded, or an example), else the first one; later
+# what the user picked, with a table just added among them.
+first = [new] if new in by_name else [names[0]]
+picked_before = [n for n in st.session_state.get(TABLES_KEY, first) if n in by_name]
 if new in by_name and new not in picked_before:
     picked_before.append(new)
 st.session_state[TABLES_KEY] = picked_before
