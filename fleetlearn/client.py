@@ -295,6 +295,47 @@ class Client:
         """The tables in the server's data folder."""
         return self._json("GET", "/v1/datasets")["data"]
 
+    def dataset_profile(self, name: str, target: str | None = None) -> dict[str, Any]:
+        """What training would make of a table on the server (role read).
+
+        Returns ``{"name", "rows", "columns", "kinds", "target"}``: every column's
+        detected kind (numeric, categorical, boolean, datetime, or why it is left out:
+        text, id-like, constant, ...), missing cells and frequent values; with
+        ``target``, its detected task and classes (or value summary). An unknown table
+        raises :class:`~fleetlearn.errors.ApiError` 404, an unknown target 422.
+
+        Examples
+        --------
+        >>> client.dataset_profile("iris.csv", target="species")["target"]["task"]  # doctest: +SKIP
+        'classification'
+        """
+        return self._json("GET", _path("/v1/datasets", name, "profile"),
+                          params=_params(target=target), timeout=max(self.timeout, 120.0))
+
+    def examples(self) -> list[dict[str, Any]]:
+        """The example tables the server can add to its data folder (``name``,
+        ``target``, ``description``, ``stored``)."""
+        return self._json("GET", "/v1/datasets/examples")["data"]
+
+    def add_example(self, name: str) -> dict[str, Any]:
+        """Write an example table (``"iris.csv"``, ``"wine.csv"`` ...) into the server's
+        data folder (role train); returns it as :meth:`upload_dataset` does."""
+        return self._json("POST", _path("/v1/datasets/examples", name),
+                          timeout=max(self.timeout, 120.0))
+
+    def catalog(self, task: str | None = None) -> dict[str, Any]:
+        """The server's model catalog (role read): ``{"models": [...], "defaults":
+        {task: [name, ...]}}``, each model with its tasks, description and parameters
+        (``name, type, default, nullable, choices, minimum, maximum, range``) by task.
+
+        Examples
+        --------
+        >>> rf = next(m for m in client.catalog()["models"]          # doctest: +SKIP
+        ...           if m["name"] == "random_forest")
+        """
+        return self._json("GET", "/v1/catalog", params=_params(task=task),
+                          timeout=max(self.timeout, 60.0))
+
     def start_run(self, datasets: str | Sequence[str | Mapping[str, Any]],
                   target: str | Mapping[str, str] | None = None, *,
                   models: Sequence[str | Mapping[str, Any]] | None = None,

@@ -50,6 +50,7 @@ __all__ = [
     "resolve_dataset",
     "server_name",
     "store",
+    "store_file",
 ]
 
 #: Uploaded bytes kept in memory before they are written out (the rest is on disk).
@@ -399,6 +400,17 @@ def store(sink: _MultipartSink, data: Path, wanted: str, *,
         return record, True
     finally:
         sink.discard()
+
+
+def store_file(path: Path, data: Path, name: str) -> tuple[dict[str, Any], bool]:
+    """Keep a table written by the server itself (an example) as an upload; (record,
+    created). ``path`` is moved, so it must be on the data folder's filesystem."""
+    sink = _MultipartSink(meta_dir(data), limit=0)
+    os.replace(path, sink.tmp)
+    sink.hasher = hashlib.sha256(sink.tmp.read_bytes())
+    sink.size = sink.tmp.stat().st_size
+    sink.filename = name
+    return store(sink, data, name, exact=True)
 
 
 def resolve_dataset(ref: str, data: Path) -> Path:

@@ -38,6 +38,7 @@ from fleetlearn.api.errors import (
     validation_error,
 )
 from fleetlearn.api.routes import (
+    catalog,
     cluster,
     datasets,
     health,
@@ -420,7 +421,7 @@ def create_app(settings: ServeSettings | None = None, state: ServingState | None
     app.state.serving = state
     _offline_docs(app)
     routers = [health.router, models.router, predict.router, stats.router, keys.router,
-               datasets.router, runs.router, insights.router, cluster.router]
+               datasets.router, runs.router, insights.router, cluster.router, catalog.router]
     if training:
         # Reports too: they reload the run's tables and cost seconds of CPU (see
         # routes/reports.py), not a replica's job.

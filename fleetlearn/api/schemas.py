@@ -14,7 +14,16 @@ from pydantic import BaseModel, ConfigDict, Field
 __all__ = [
     "PREDICT_REQUEST_SCHEMA",
     "AliasUpdate",
+    "CatalogModelPublic",
+    "CatalogPublic",
     "ClusterNodePublic",
+    "ColumnProfile",
+    "DatasetProfile",
+    "ExamplePublic",
+    "ExamplesPublic",
+    "ParamPublic",
+    "TargetProfile",
+    "ValueCount",
     "ClusterPublic",
     "DatasetProgress",
     "FailedAttempt",
@@ -155,6 +164,101 @@ class DatasetPublic(BaseModel):
 class DatasetsPublic(BaseModel):
     data: list[DatasetPublic]
     count: int
+
+
+class ValueCount(BaseModel):
+    value: str = Field(examples=["setosa"])
+    count: int = Field(examples=[50])
+
+
+class ColumnProfile(BaseModel):
+    """One column as training would read it."""
+
+    name: str = Field(examples=["petal_length"])
+    kind: str = Field(examples=["numeric"], description="numeric, categorical, boolean or "
+                      "datetime (a model sees it), or why it is left out: text, id-like, "
+                      "constant, empty, high-cardinality, unsupported.")
+    dtype: str = Field(examples=["float64"])
+    used: bool = Field(description="Whether models see the column.")
+    missing: int = Field(examples=[0])
+    distinct: int | None = Field(examples=[43])
+    note: str | None = Field(None, description="Why the column is left out.")
+    top_values: list[ValueCount] | None = Field(
+        None, description="Categorical and boolean columns: the most frequent values.")
+
+
+class TargetProfile(BaseModel):
+    """The target column: its detected task and its classes or value summary."""
+
+    name: str = Field(examples=["species"])
+    task: str = Field(examples=["classification"])
+    missing: int = Field(examples=[0], description="Rows without a target (not trained on).")
+    n_classes: int | None = Field(None, examples=[3])
+    classes: list[ValueCount] | None = Field(None, description="The most frequent classes.")
+    min: float | None = None
+    max: float | None = None
+    mean: float | None = None
+    std: float | None = None
+
+
+class DatasetProfile(BaseModel):
+    """What training would make of a table in the server's data folder."""
+
+    name: str = Field(examples=["iris.csv"])
+    rows: int = Field(examples=[150])
+    columns: list[ColumnProfile] = Field(description="Every column but the target.")
+    kinds: dict[str, int] = Field(examples=[{"numeric": 4}], description="Columns per kind.")
+    target: TargetProfile | None = Field(description="With ?target= only.")
+
+
+class ExamplePublic(BaseModel):
+    """An example table the server can write into its data folder."""
+
+    name: str = Field(examples=["iris.csv"])
+    target: str = Field(examples=["species"])
+    description: str
+    stored: bool = Field(description="Already in the data folder.")
+
+
+class ExamplesPublic(BaseModel):
+    data: list[ExamplePublic]
+    count: int
+
+
+class ParamPublic(BaseModel):
+    """One parameter of a catalog model."""
+
+    name: str = Field(examples=["n_estimators"])
+    type: str = Field(examples=["int"], description="int, float, bool, str or other.")
+    default: Any = Field(examples=[100], description="fleetlearn's default.")
+    estimator_default: Any = Field(None, examples=[100])
+    nullable: bool = Field(description="None (null) is allowed.")
+    choices: list[str] | None = Field(None, description="The allowed strings.")
+    minimum: float | None = Field(None, examples=[1])
+    maximum: float | None = Field(None, description="Null: no upper bound.")
+    range: str | None = Field(None, examples=["[1, inf)"])
+
+
+class CatalogModelPublic(BaseModel):
+    """A model of the catalog, for every task it has an entry for."""
+
+    name: str = Field(examples=["random_forest"])
+    tasks: list[str] = Field(examples=[["classification", "regression"]])
+    description: str | None = Field(examples=["A random forest classifier."])
+    descriptions: dict[str, str | None] = Field(description="By task.")
+    estimators: dict[str, str] = Field(
+        examples=[{"classification": "sklearn.ensemble.RandomForestClassifier"}])
+    available: bool = Field(description="False when its optional extra is not installed.")
+    extra: str | None = Field(examples=[None])
+    in_default_set: list[str] = Field(description="The tasks whose default set holds it.")
+    params: dict[str, list[ParamPublic]] = Field(description="By task.")
+
+
+class CatalogPublic(BaseModel):
+    models: list[CatalogModelPublic]
+    defaults: dict[str, list[str]] = Field(
+        examples=[{"classification": ["logistic_regression", "random_forest"]}],
+        description="The models a run trains when it names none, by task.")
 
 
 class RunStarted(BaseModel):

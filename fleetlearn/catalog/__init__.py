@@ -15,6 +15,7 @@ from fleetlearn.catalog._entries import (
     catalog_entries,
 )
 from fleetlearn.catalog._label_encoded import LabelEncodedClassifier
+from fleetlearn.catalog._params import catalog_models, model_params
 from fleetlearn.catalog._resolve import (
     LARGE_TABLE_ROWS,
     SLOW_ON_LARGE_TABLES,
@@ -34,6 +35,8 @@ __all__ = [
     "LabelEncodedClassifier",
     "ModelSpec",
     "catalog_entries",
+    "catalog_models",
+    "model_params",
     "default_models",
     "parse_params",
     "allowed_model_packages",

@@ -20,7 +20,7 @@ from fleetlearn.data._dataset import (
     fingerprint,
     load_dataset,
 )
-from fleetlearn.data._examples import example_datasets
+from fleetlearn.data._examples import EXAMPLES, example_datasets, write_example
 from fleetlearn.data._infer import infer_task
 from fleetlearn.data._load import SUPPORTED_SUFFIXES, load_table, sniff_format
 from fleetlearn.data._preprocess import (
@@ -31,6 +31,7 @@ from fleetlearn.data._preprocess import (
     build_preprocessor,
     compile_preprocessor,
 )
+from fleetlearn.data._profile import PROFILE_KINDS, profile_frame
 from fleetlearn.data._rows import (
     MAX_PROBLEMS,
     InputError,
@@ -43,6 +44,7 @@ from fleetlearn.data._rows import (
 from fleetlearn.data._schema import ColumnKind, ColumnSchema, Schema, TaskKind
 
 __all__ = [
+    "EXAMPLES",
     "BooleanToFloat",
     "CategoryToString",
     "ColumnKind",
@@ -53,6 +55,7 @@ __all__ = [
     "InputError",
     "InputProblem",
     "MAX_PROBLEMS",
+    "PROFILE_KINDS",
     "Rows",
     "Schema",
     "SUPPORTED_SUFFIXES",
@@ -70,4 +73,6 @@ __all__ = [
     "load_table",
     "parse_rows",
     "sniff_format",
+    "write_example",
+    "profile_frame",
 ]

@@ -7,6 +7,8 @@
   column, numbers with ~5% missing cells, free-text notes, target ``churned`` (yes/no).
 * ``diabetes.parquet``: scikit-learn's diabetes data, 442 rows, regression target
   ``progression``.
+* ``iris.csv`` and ``breast_cancer.csv`` (:func:`write_example` only, not the demo):
+  scikit-learn's iris (target ``species``) and breast cancer (target ``diagnosis``).
 
 The content is deterministic, so the fingerprints of the loaded datasets are stable.
 """
@@ -18,13 +20,95 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["example_datasets", "make_customers"]
+from fleetlearn.errors import DataFileNotFoundError, did_you_mean
+
+__all__ = ["EXAMPLES", "example_datasets", "make_customers", "write_example"]
 
 _CUSTOMERS_SEED = 20240601
 
 
+#: The example tables :func:`write_example` writes: file name -> (target, what it is).
+EXAMPLES: dict[str, tuple[str, str]] = {
+    "iris.csv": ("species", "scikit-learn's iris flowers: 150 rows, 4 numeric columns, "
+                 "3 classes"),
+    "wine.csv": ("cultivar", "scikit-learn's wine recognition data: 178 rows, 13 numeric "
+                 "columns, 3 classes"),
+    "breast_cancer.csv": ("diagnosis", "scikit-learn's breast cancer data: 569 rows, 30 "
+                          "numeric columns, 2 classes"),
+    "customers.csv": ("churned", "a generated churn table: 2,000 rows with an ID, a date, "
+                      "categoricals, a yes/no column, missing cells and free text; yes/no "
+                      "target"),
+    "diabetes.parquet": ("progression", "scikit-learn's diabetes data: 442 rows, 10 numeric "
+                         "columns, regression"),
+}
+
+
+def _example_frame(name: str) -> pd.DataFrame:
+    # On use: scikit-learn is slow to import.
+    from sklearn import datasets
+
+    if name == "customers.csv":
+        return make_customers()
+    if name == "diabetes.parquet":
+        bunch = datasets.load_diabetes(as_frame=True, scaled=False)
+        frame = bunch.data.copy()
+        frame["progression"] = bunch.target.astype(float)
+        return frame
+    loader = {"iris.csv": datasets.load_iris, "wine.csv": datasets.load_wine,
+              "breast_cancer.csv": datasets.load_breast_cancer}[name]
+    bunch = loader(as_frame=True)
+    frame = bunch.data.copy()
+    if name == "iris.csv":
+        frame.columns = [c.replace(" (cm)", "").replace(" ", "_") for c in frame.columns]
+    labels = np.asarray(bunch.target_names)[bunch.target.to_numpy()]
+    frame[EXAMPLES[name][0]] = labels
+    return frame
+
+
+def write_example(name: str, dest: str | Path) -> Path:
+    """Write one example table (a key of :data:`EXAMPLES`) into ``dest``.
+
+    Parameters
+    ----------
+    name : str
+        ``"iris.csv"``, ``"wine.csv"``, ``"breast_cancer.csv"``, ``"customers.csv"`` or
+        ``"diabetes.parquet"``.
+    dest : str or pathlib.Path
+        Folder to write into (created if needed); an existing file is overwritten.
+
+    Returns
+    -------
+    pathlib.Path
+        The file written. Its content is the same on every call.
+
+    Raises
+    ------
+    DataFileNotFoundError
+        ``name`` is not an example (the message lists them).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> write_example("iris.csv", tempfile.mkdtemp()).name
+    'iris.csv'
+    """
+    if name not in EXAMPLES:
+        raise DataFileNotFoundError(
+            f"No example table '{name}'.{did_you_mean(name, EXAMPLES)} The examples are: "
+            f"{', '.join(EXAMPLES)}.")
+    dest = Path(dest).expanduser()
+    dest.mkdir(parents=True, exist_ok=True)
+    path = dest / name
+    frame = _example_frame(name)
+    if path.suffix == ".parquet":
+        frame.to_parquet(path, index=False)
+    else:
+        frame.to_csv(path, index=False, lineterminator="\n")
+    return path
+
+
 def example_datasets(dest: str | Path) -> list[tuple[Path, str]]:
-    """Write the example tables into ``dest`` (created if needed).
+    """Write the example tables of the demo into ``dest`` (created if needed).
 
     Parameters
     ----------
@@ -42,28 +126,8 @@ def example_datasets(dest: str | Path) -> list[tuple[Path, str]]:
     >>> [(p.name, t) for p, t in example_datasets(tempfile.mkdtemp())]
     [('wine.csv', 'cultivar'), ('customers.csv', 'churned'), ('diabetes.parquet', 'progression')]
     """
-    # On use: only the demo writes the example tables; scikit-learn is slow to import.
-    from sklearn.datasets import load_diabetes, load_wine
-
-    dest = Path(dest).expanduser()
-    dest.mkdir(parents=True, exist_ok=True)
-
-    wine = load_wine(as_frame=True)
-    wine_frame = wine.data.copy()
-    wine_frame["cultivar"] = np.asarray(wine.target_names)[wine.target.to_numpy()]
-    wine_path = dest / "wine.csv"
-    wine_frame.to_csv(wine_path, index=False, lineterminator="\n")
-
-    customers_path = dest / "customers.csv"
-    make_customers().to_csv(customers_path, index=False, lineterminator="\n")
-
-    diabetes = load_diabetes(as_frame=True, scaled=False)
-    diabetes_frame = diabetes.data.copy()
-    diabetes_frame["progression"] = diabetes.target.astype(float)
-    diabetes_path = dest / "diabetes.parquet"
-    diabetes_frame.to_parquet(diabetes_path, index=False)
-
-    return [(wine_path, "cultivar"), (customers_path, "churned"), (diabetes_path, "progression")]
+    return [(write_example(name, dest), EXAMPLES[name][0])
+            for name in ("wine.csv", "customers.csv", "diabetes.parquet")]
 
 
 _REGIONS = ("north", "south", "east", "west", "central", "islands")

@@ -63,6 +63,13 @@ __all__ = [
     "run_progress_view",
     "best_so_far",
     "model_specs",
+    "profile_summary",
+    "profile_columns_frame",
+    "catalog_choices",
+    "EDITABLE_TYPES",
+    "param_fields",
+    "model_entries",
+    "run_datasets",
 ]
 
 #: Rows asked of the server per page of runs and of models.
@@ -806,3 +813,141 @@ def model_specs(text: str) -> list[str] | None:
     """
     specs = [s.strip() for s in re.split(r"[;\n]", text) if s.strip()]
     return specs or None
+
+
+def profile_summary(profile: Mapping[str, Any]) -> str:
+    """One line of a ``GET /v1/datasets/{name}/profile`` answer: rows, the detected task
+    (with its class count), the columns models see and those left out.
+
+    >>> profile_summary({"rows": 150, "kinds": {"numeric": 4}, "columns": [],
+    ...     "target": {"name": "species", "task": "classification", "n_classes": 3}})
+    '150 rows; target species: classification (3 classes); 4 numeric'
+    """
+    parts = [f"{profile.get('rows', 0)} rows"]
+    target = profile.get("target")
+    if target:
+        task = f"target {target['name']}: {target['task']}"
+        if target.get("n_classes") is not None:
+            task += f" ({target['n_classes']} classes)"
+        if target.get("missing"):
+            task += f", {target['missing']} rows without a target"
+        parts.append(task)
+    kinds = profile.get("kinds") or {}
+    if kinds:
+        parts.append(", ".join(f"{n} {kind}" for kind, n in kinds.items()))
+    return "; ".join(parts)
+
+
+def profile_columns_frame(profile: Mapping[str, Any]) -> pd.DataFrame:
+    """The columns of a profile as a table: ``column, kind, used, missing, distinct,
+    frequent values, note``.
+
+    >>> profile_columns_frame({"columns": [{"name": "plan", "kind": "categorical",
+    ...     "used": True, "missing": 0, "distinct": 2, "note": None,
+    ...     "top_values": [{"value": "pro", "count": 3}, {"value": "basic", "count": 1}]}]}
+    ...     )["frequent values"].tolist()
+    ['pro (3), basic (1)']
+    """
+    rows = [{"column": c["name"], "kind": c["kind"], "used": bool(c.get("used")),
+             "missing": c.get("missing"), "distinct": c.get("distinct"),
+             "frequent values": ", ".join(f"{v['value']} ({v['count']})"
+                                          for v in c.get("top_values") or []),
+             "note": c.get("note") or ""}
+            for c in profile.get("columns") or []]
+    return pd.DataFrame(rows, columns=["column", "kind", "used", "missing", "distinct",
+                                       "frequent values", "note"])
+
+
+def catalog_choices(catalog: Mapping[str, Any], task: str) -> tuple[list[str], list[str]]:
+    """The models a task can train (those whose extra is installed) and the server's
+    default set among them: (options, defaults).
+
+    >>> catalog_choices({"models": [{"name": "ridge", "tasks": ["regression"],
+    ...     "available": True}, {"name": "svm", "tasks": ["classification"],
+    ...     "available": True}], "defaults": {"regression": ["ridge"]}}, "regression")
+    (['ridge'], ['ridge'])
+    """
+    options = [m["name"] for m in catalog.get("models") or []
+               if task in m.get("tasks", ()) and m.get("available", True)]
+    defaults = [n for n in (catalog.get("defaults") or {}).get(task, []) if n in options]
+    return options, defaults
+
+
+#: Parameter types the page draws an editor for (``other``: lists, arrays, callables).
+EDITABLE_TYPES = ("int", "float", "bool", "str")
+
+
+def param_fields(catalog: Mapping[str, Any], model: str, task: str) -> list[dict[str, Any]]:
+    """The parameters of one catalog model the page can edit (``GET /v1/catalog``
+    rows of types int, float, bool and str), in the estimator's order.
+
+    >>> param_fields({"models": [{"name": "knn", "params": {"classification": [
+    ...     {"name": "n_neighbors", "type": "int", "default": 5},
+    ...     {"name": "metric_params", "type": "other", "default": None}]}}]},
+    ...     "knn", "classification")
+    [{'name': 'n_neighbors', 'type': 'int', 'default': 5}]
+    """
+    for m in catalog.get("models") or []:
+        if m["name"] == model:
+            return [p for p in (m.get("params") or {}).get(task, [])
+                    if p.get("type") in EDITABLE_TYPES]
+    return []
+
+
+def _same(value: Any, default: Any) -> bool:
+    if isinstance(value, float) and isinstance(default, int | float) and not isinstance(
+            default, bool):
+        return math.isclose(value, float(default), rel_tol=1e-12, abs_tol=0.0)
+    return value == default
+
+
+def model_entries(chosen: Sequence[str], values: Mapping[str, Mapping[str, Any]],
+                  catalog: Mapping[str, Any], task: str) -> list[str | dict[str, Any]]:
+    """The run's model specs for the models picked: a name alone, or ``{"name",
+    "params"}`` with only the parameters changed from their defaults.
+
+    ``values`` is ``{model: {parameter: value on the page}}``; a value equal to the
+    catalog's default is left out (the server applies it anyway).
+
+    >>> cat = {"models": [{"name": "random_forest", "params": {"classification": [
+    ...     {"name": "n_estimators", "type": "int", "default": 100},
+    ...     {"name": "max_depth", "type": "int", "default": None}]}}]}
+    >>> model_entries(["random_forest"], {"random_forest": {"n_estimators": 100,
+    ...     "max_depth": 4}}, cat, "classification")
+    [{'name': 'random_forest', 'params': {'max_depth': 4}}]
+    >>> model_entries(["random_forest"], {}, cat, "classification")
+    ['random_forest']
+    """
+    entries: list[str | dict[str, Any]] = []
+    for model in chosen:
+        defaults = {p["name"]: p.get("default") for p in param_fields(catalog, model, task)}
+        changed = {name: value for name, value in (values.get(model) or {}).items()
+                   if name in defaults and not _same(value, defaults[name])}
+        entries.append({"name": model, "params": changed} if changed else model)
+    return entries
+
+
+def run_datasets(tables: Sequence[Mapping[str, Any]],
+                 models: Mapping[str, Sequence[str | Mapping[str, Any]]] | None
+                 ) -> list[dict[str, Any]]:
+    """The ``datasets`` of ``POST /v1/runs`` for the tables picked on the page.
+
+    ``tables`` are ``{"name", "target", "task"}`` (``task`` the one chosen, or None to
+    let the server detect it as the profile did, with ``detected`` the profile's);
+    ``models`` maps a task to its model specs (None: the run's own list, e.g. the
+    advanced box, or the server's default set).
+
+    >>> run_datasets([{"name": "iris.csv", "target": "species", "task": None,
+    ...                "detected": "classification"}], {"classification": ["knn"]})
+    [{'dataset': 'iris.csv', 'target': 'species', 'models': ['knn']}]
+    """
+    out = []
+    for t in tables:
+        entry: dict[str, Any] = {"dataset": t["name"], "target": t["target"]}
+        if t.get("task"):
+            entry["task"] = t["task"]
+        task = t.get("task") or t.get("detected")
+        if models is not None and task in models:
+            entry["models"] = list(models[task])
+        out.append(entry)
+    return out

@@ -180,8 +180,10 @@ def test_monitoring_shows_the_clusters_node_and_its_resources(
         c.value for c in at.caption)
 
 
-def test_train_page_starts_a_run_and_follows_it_to_its_leaderboard(
+def test_train_page_starts_a_run_on_two_tables_and_follows_it_to_its_leaderboard(
         tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One table uploaded, one example table added from the page; the models picked
+    from the catalog, one parameter changed; 2 folds. The run trains on Ray."""
     import time
 
     from fleetlearn.registry import Registry
@@ -198,16 +200,27 @@ def test_train_page_starts_a_run_and_follows_it_to_its_leaderboard(
         monkeypatch.delenv("FLEETLEARN_API_KEY", raising=False)
         client.upload_dataset(tmp_path / "flowers.csv")  # AppTest cannot drive an upload
         at = _page("train")
-        at.selectbox(key="train-table").select("flowers.csv")
-        assert at.selectbox(key="train-target").options[-1] == "species"
-        at.selectbox(key="train-target").select("species")
-        at.text_area(key="train-models").input("logistic_regression\ndecision_tree:max_depth=2")
-        at.number_input(key="train-folds").set_value(3)
+        at.selectbox(key="train-example").set_value("wine.csv").run()
+        at.button(key="train-example-add").click().run()
+        assert at.multiselect(key="train-tables").value == ["flowers.csv", "wine.csv"]
+        assert at.selectbox(key="train-target-flowers.csv").value == "species"
+        assert at.selectbox(key="train-target-wine.csv").value == "cultivar"
+        texts = " ".join(str(m.value) for m in at.markdown)
+        assert "target species: classification (3 classes)" in texts
+        assert "target cultivar: classification (3 classes)" in texts
+        at.multiselect(key="train-models-classification").set_value(
+            ["logistic_regression", "decision_tree"]).run()
+        at.number_input(key="train-param-classification-decision_tree-max_depth"
+                        ).set_value(2).run()
+        at.number_input(key="train-folds").set_value(2).run()
         at.button(key="train-start").click().run()
         assert not at.exception
         assert not at.error, [e.value for e in at.error]
         run_id = at.session_state["train_run"]
-        assert any(s.value.startswith(f"Run {run_id} started: 10 units") for s in at.success)
+        assert [d["models"] for d in at.session_state["train_sent"]["datasets"]] == [
+            ["logistic_regression", {"name": "decision_tree", "params": {"max_depth": 2}}]] * 2
+        # 2 tables x 2 models x (2 folds + test + final fit)
+        assert any(s.value.startswith(f"Run {run_id} started: 16 units") for s in at.success)
         deadline = time.monotonic() + 300
         while not any(h.value == f"Run {run_id}: finished" for h in at.subheader):
             assert time.monotonic() < deadline, [h.value for h in at.subheader]
@@ -215,16 +228,22 @@ def test_train_page_starts_a_run_and_follows_it_to_its_leaderboard(
             time.sleep(1.0)
             at.run()  # the fragment's refresh, as AppTest runs it: with the page
         datasets = [f.value for f in at.dataframe if "units total" in f.value.columns][0]
-        assert datasets.values.tolist() == [["flowers", 10, 10]]
+        assert sorted(datasets.values.tolist()) == [["flowers", 8, 8], ["wine", 8, 8]]
         best = [f.value for f in at.dataframe if "cv mean" in f.value.columns][0]
         board = client.leaderboard(run_id)
-        assert best[["dataset", "model"]].values.tolist() == [["flowers", board[0]["model"]]]
-        assert best["cv mean"].iloc[0] == pytest.approx(board[0]["cv_mean"])
-        assert "10 / 10 units" in at.get("progress")[0].proto.text
+        leaders = {d: next(r for r in board if r["dataset"] == d) for d in ("flowers", "wine")}
+        assert sorted(best[["dataset", "model"]].values.tolist()) == [
+            [d, leaders[d]["model"]] for d in ("flowers", "wine")]
+        assert best.set_index("dataset")["cv mean"].to_dict() == pytest.approx(
+            {d: r["cv_mean"] for d, r in leaders.items()})
+        assert "16 / 16 units" in at.get("progress")[0].proto.text
+        tree = client.model_version("wine-decision_tree", 1)
+    assert tree["params"]["max_depth"] == 2
     reg = Registry(f"sqlite:///{home}/registry.db", artifact_dir=home / "artifacts")
     try:
         assert reg.get_run(run_id).status == "finished"
         assert {mv.name for mv in reg.list_models(run_id=run_id)} == {
-            "flowers-logistic_regression", "flowers-decision_tree"}
+            "flowers-logistic_regression", "flowers-decision_tree",
+            "wine-logistic_regression", "wine-decision_tree"}
     finally:
         reg.close()

@@ -143,14 +143,21 @@ def test_a_user_trains_watches_aliases_predicts_and_monitors_in_a_browser(
             _wait_cell(page, "prod")
             page.screenshot(path=shots / "1-overview.png", full_page=True)
 
-            # Train: upload, target, models, start, live progress to the end.
+            # Train: upload, target (profiled), models, start, live progress to the end.
             page.goto(f"{stack['gui']}/train")
             page.locator("input[type=file]").set_input_files(str(table))
             expect(page.get_by_text("Uploaded people.csv: 120 rows, 6 columns.")
                    ).to_be_visible()
-            _pick(page, "Table", "people.csv")
-            _pick(page, "Target column", "label")
-            page.get_by_label(re.compile("^Models")).fill("logistic_regression")
+            # The upload is picked; its profile shows the detected task and kinds.
+            _pick(page, "Target column of people.csv", "label")
+            expect(page.get_by_text(re.compile(
+                r"target label: classification \(2 classes\)"))).to_be_visible()
+            _wait_cell(page, "id-like")  # row_id, in the column kinds table
+            expect(page.get_by_text(re.compile("^Models for classification"))).to_be_visible()
+            advanced = page.get_by_label(re.compile("^Advanced: model specs"))
+            advanced.fill("logistic_regression")
+            advanced.press("Control+Enter")  # committed: the catalog choices give way
+            expect(page.get_by_text(re.compile("^Models for classification"))).to_have_count(0)
             page.get_by_role("button", name="Start training").click()
             started = page.get_by_text(re.compile(r"Run [0-9a-f]{12} started: \d+ units"))
             expect(started).to_be_visible()

@@ -100,6 +100,9 @@ def test_every_operation_has_a_short_stable_id(
     assert ids[("post", "/v1/runs")] == "startRun"
     assert ids[("post", "/v1/datasets")] == "uploadDataset"
     assert ids[("post", "/v1/runs/{run_id}/resume")] == "resumeRun"
+    assert ids[("get", "/v1/catalog")] == "getCatalog"
+    assert ids[("get", "/v1/datasets/{name}/profile")] == "profileDataset"
+    assert ids[("post", "/v1/datasets/examples/{name}")] == "addExample"
 
 
 def test_every_error_status_declares_fleetlearns_error_body(
@@ -155,16 +158,20 @@ def test_ray_serve_replicas_mount_prediction_and_read_routes_only(tmp_path: Path
     full = create_app(settings).openapi()
     replica = create_app(settings, training=False).openapi()
     writes = {("post", "/v1/datasets"), ("post", "/v1/runs"),
-              ("post", "/v1/runs/{run_id}/cancel"), ("post", "/v1/runs/{run_id}/resume")}
+              ("post", "/v1/runs/{run_id}/cancel"), ("post", "/v1/runs/{run_id}/resume"),
+              ("post", "/v1/datasets/examples/{name}")}
     # The report is a read, but a heavy one that reloads the run's tables: API servers
-    # only (see fleetlearn/api/routes/reports.py).
-    heavy = {("get", "/v1/runs/{run_id}/report")}
+    # only (see fleetlearn/api/routes/reports.py); so is a table's profile, which reads
+    # it whole, and the examples, which only matter to training.
+    heavy = {("get", "/v1/runs/{run_id}/report"), ("get", "/v1/datasets/{name}/profile"),
+             ("get", "/v1/datasets/examples")}
     everything = {(m, p) for m, p, _ in _operations(full)}
     on_replica = {(m, p) for m, p, _ in _operations(replica)}
     assert writes | heavy <= everything
     assert on_replica == everything - writes - heavy
     assert ("post", "/v1/models/{name}/predict") in on_replica
     assert ("get", "/v1/runs/{run_id}") in on_replica
+    assert ("get", "/v1/catalog") in on_replica
 
 
 def test_the_ray_serve_replica_builds_the_app_without_training_routes(

@@ -375,8 +375,9 @@ def test_train_with_a_model_the_server_does_not_know_is_its_message_and_no_run(
         with Client(url) as client:
             client.upload_dataset(tmp_path / "people.csv")
         at = _app("train")
-        assert at.selectbox(key="train-table").options == ["people.csv"]
-        assert at.selectbox(key="train-target").value == "label"  # the last column
+        assert at.multiselect(key="train-tables").options == ["people.csv"]
+        assert at.multiselect(key="train-tables").value == ["people.csv"]
+        assert at.selectbox(key="train-target-people.csv").value == "label"  # the last column
         at.text_area(key="train-models").input("random_forrest")
         at.button(key="train-start").click().run()
     assert not at.exception

@@ -1,4 +1,5 @@
-"""Datasets: upload a table (role train), list the server's data folder (role read).
+"""Datasets: upload a table (role train), list the server's data folder (role read),
+profile one (role read), write an example table into the folder (role train).
 
 The streaming and the folder itself are in :mod:`fleetlearn.api._uploads`.
 """
@@ -6,23 +7,38 @@ The streaming and the folder itself are in :mod:`fleetlearn.api._uploads`.
 from __future__ import annotations
 
 import asyncio
+import shutil
+import uuid
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 from fleetlearn.api import _uploads
 from fleetlearn.api.deps import ReadKey, StateDep, TrainKey
-from fleetlearn.api.errors import ErrorBody, ORJSONResponse
-from fleetlearn.api.schemas import DatasetPublic, DatasetsPublic
-from fleetlearn.data import SUPPORTED_SUFFIXES
+from fleetlearn.api.errors import ErrorBody, HttpError, ORJSONResponse
+from fleetlearn.api.schemas import (
+    DatasetProfile,
+    DatasetPublic,
+    DatasetsPublic,
+    ExamplesPublic,
+)
+from fleetlearn.data import (
+    EXAMPLES,
+    SUPPORTED_SUFFIXES,
+    load_table,
+    profile_frame,
+    write_example,
+)
+from fleetlearn.errors import DataFileNotFoundError, did_you_mean
 
 __all__ = ["router", "train_router"]
 
 router = APIRouter(prefix="/v1", tags=["datasets"])
-#: Uploads: API servers only, never Ray Serve replicas (a replica's disk is its own).
+#: Uploads, profiles and examples: API servers only, never Ray Serve replicas (a
+#: replica's disk is its own, and a profile reads a whole table).
 train_router = APIRouter(prefix="/v1", tags=["datasets"])
 
 
@@ -79,3 +95,64 @@ async def upload_dataset(request: Request, state: StateDep, _: TrainKey) -> Any:
 def list_datasets(state: StateDep, _: ReadKey) -> dict[str, Any]:
     rows = _uploads.list_entries(state.settings.data_path)
     return {"data": rows, "count": len(rows)}
+
+
+def _profile(data: Path, name: str, target: str | None) -> dict[str, Any]:
+    try:
+        path = _uploads.resolve_dataset(name, data)
+    except DataFileNotFoundError as exc:
+        raise HttpError(404, str(exc), "NotFound") from None
+    return profile_frame(load_table(path), target, name=path.name)
+
+
+@train_router.get(
+    "/datasets/{name}/profile", response_model=DatasetProfile, operation_id="profileDataset",
+    summary="What training would make of a table: each column's kind, the target's task",
+    description="Reads the table with the training reader and infers as a run would: "
+    "each column's kind (numeric, categorical, boolean, datetime, or why it is left out: "
+    "text, id-like, constant, ...), its missing cells and frequent values. With "
+    "`?target=COL`, that column's detected task and its classes (or value summary). An "
+    "unknown table is a 404, an unknown target a 422 naming the columns.",
+    responses={404: {"model": ErrorBody, "description": "No such table in the data folder."}})
+async def profile_dataset(state: StateDep, _: ReadKey, name: str, target: Annotated[
+        str | None, Query(max_length=1000, description="The column to predict.")] = None
+                          ) -> Any:
+    return await asyncio.to_thread(_profile, state.settings.data_path, name, target or None)
+
+
+@train_router.get("/datasets/examples", response_model=ExamplesPublic,
+                  operation_id="listExamples",
+                  summary="Example tables the server can write into its data folder")
+def list_examples(state: StateDep, _: ReadKey) -> dict[str, Any]:
+    data = state.settings.data_path
+    rows = [{"name": name, "target": target, "description": text,
+             "stored": (data / name).exists()} for name, (target, text) in EXAMPLES.items()]
+    return {"data": rows, "count": len(rows)}
+
+
+def _store_example(data: Path, name: str) -> tuple[dict[str, Any], bool]:
+    _uploads.meta_dir(data).mkdir(parents=True, exist_ok=True)
+    staging = _uploads.meta_dir(data) / f".example-{uuid.uuid4().hex}"
+    try:
+        return _uploads.store_file(write_example(name, staging), data, name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+@train_router.post(
+    "/datasets/examples/{name}", response_model=DatasetPublic, status_code=201,
+    operation_id="addExample",
+    summary="Write an example table (iris, wine, ...) into the data folder, to train on",
+    description="The table is kept as an upload would be. Asking again answers 200 with "
+    "the stored copy (the content is always the same); a different table kept under the "
+    "same name is a 409.",
+    responses={200: {"model": DatasetPublic, "description": "Already stored."},
+               404: {"model": ErrorBody, "description": "No such example."},
+               409: {"model": ErrorBody, "description": "The name holds another table."}})
+async def add_example(state: StateDep, _: TrainKey, name: str) -> Any:
+    if name not in EXAMPLES:
+        raise HttpError(404, f"No example table '{name}'.{did_you_mean(name, EXAMPLES)} "
+                        f"The examples are: {', '.join(EXAMPLES)} (GET /v1/datasets/examples).",
+                        "NotFound")
+    record, created = await asyncio.to_thread(_store_example, state.settings.data_path, name)
+    return ORJSONResponse(record, status_code=201 if created else 200)
