@@ -104,7 +104,8 @@ def model_params(entry: CatalogEntry) -> list[dict[str, Any]]:
         from the estimator's), ``estimator_default``, ``nullable`` (None is allowed),
         and where known ``choices`` (the allowed strings), ``minimum``, ``maximum``
         (None when unbounded) and ``range`` (as scikit-learn writes it, ``"[1, inf)"``).
-        Parameters in :data:`SET_BY_FLEETLEARN` are left out. A model whose optional
+        Parameters in :data:`SET_BY_FLEETLEARN` are left out, and so are those
+        scikit-learn deprecates (default ``"deprecated"``). A model whose optional
         extra is not installed lists fleetlearn's own parameters only.
 
     Examples
@@ -129,6 +130,8 @@ def model_params(entry: CatalogEntry) -> list[dict[str, Any]]:
             if p.name in SET_BY_FLEETLEARN:
                 continue
             estimator_default = None if p.default is p.empty else p.default
+            if isinstance(estimator_default, str) and estimator_default == "deprecated":
+                continue  # scikit-learn's marker of a parameter on its way out
             default = entry.params.get(p.name, estimator_default)
             row: dict[str, Any] = {"name": p.name, "default": _json(default),
                                    "estimator_default": _json(estimator_default)}
