@@ -40,17 +40,22 @@ from fleetlearn.security._ray_auth import (
     AUTH_ENV,
     PREFLIGHT_TIMEOUT_S,
     TLS_ENV,
+    check_tls,
     ensure_token,
     preflight_ray,
+    ray_client_env,
     ray_security_env,
     read_token,
     security_summary,
+    security_vars,
+    use_ray_security,
 )
 from fleetlearn.security._throttle import AuthThrottle
 
 __all__ = ["AUTH_ENV", "CA_CERT", "CA_KEY", "CERT_DAYS", "DEFAULT_SANS", "KEY_PREFIX",
            "NODE_CERT", "NODE_KEY", "PREFLIGHT_TIMEOUT_S", "ROLES", "SERVER_CERT",
            "SERVER_KEY", "TLS_ENV", "WARN_DAYS", "AuthThrottle", "CertInfo", "cert_status",
-           "check_role", "cluster_sans", "ensure_certs", "ensure_token", "generate_key",
-           "has_ca", "hash_key", "init_certs", "preflight_ray", "ray_security_env",
-           "read_token", "role_allows", "rotate_certs", "security_summary"]
+           "check_role", "check_tls", "cluster_sans", "ensure_certs", "ensure_token",
+           "generate_key", "has_ca", "hash_key", "init_certs", "preflight_ray", "ray_security_env",
+           "ray_client_env", "read_token", "role_allows", "rotate_certs", "security_summary",
+           "security_vars", "use_ray_security"]

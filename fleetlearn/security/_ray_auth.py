@@ -12,8 +12,11 @@ call carries the token). A cluster's folder keeps what its members need::
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +24,8 @@ from fleetlearn.errors import CertificateError
 from fleetlearn.security._certs import CA_CERT, NODE_CERT, NODE_KEY, _write_private
 
 __all__ = ["TLS_ENV", "AUTH_ENV", "ray_security_env", "ensure_token", "read_token",
-           "security_summary", "preflight_ray", "PREFLIGHT_TIMEOUT_S"]
+           "security_summary", "preflight_ray", "check_tls", "PREFLIGHT_TIMEOUT_S",
+           "ray_client_env", "use_ray_security", "security_vars"]
 
 #: The variables that carry Ray's TLS setup.
 TLS_ENV = ("RAY_USE_TLS", "RAY_TLS_SERVER_CERT", "RAY_TLS_SERVER_KEY", "RAY_TLS_CA_CERT")
@@ -72,6 +76,17 @@ def ray_security_env(certs_dir: Path | str | None, token_path: Path | str | None
     else:
         env["RAY_AUTH_MODE"] = "disabled"
     return env
+
+
+def security_vars(env: Any) -> dict[str, str]:
+    """The TLS and token variables of ``env`` (a mapping such as ``os.environ``).
+
+    Examples
+    --------
+    >>> security_vars({"RAY_USE_TLS": "1", "PATH": "/bin"})
+    {'RAY_USE_TLS': '1'}
+    """
+    return {k: env[k] for k in (*TLS_ENV, *AUTH_ENV) if k in env}
 
 
 def security_summary(env: dict[str, str] | None = None) -> dict[str, bool]:
@@ -201,6 +216,49 @@ def _token_check(address: str, timeout: float) -> str | None:
     return result[0]
 
 
+def check_tls(address: str, env: dict[str, str] | None = None, timeout: float = 5.0,
+              who: str = "this driver") -> None:
+    """The TLS half of :func:`preflight_ray`: the cluster's TLS and this process's
+    (``env``, default ``os.environ``) agree, and each side trusts the other's
+    certificate. A few TLS handshakes, no Ray.
+
+    Raises
+    ------
+    ClusterError
+        What disagrees, and the fix.
+    """
+    from fleetlearn.errors import ClusterError
+
+    env = dict(os.environ if env is None else env)
+    host, _, port_text = address.rpartition(":")
+    port = int(port_text)
+    step = timeout
+    mine = security_summary(env)
+    try:
+        theirs_tls = _speaks_tls(host, port, step)
+        if mine["tls"]:
+            outcome = _handshake(host, port, _tls_context(env), step)
+        else:
+            outcome = "none"
+    except OSError as exc:
+        raise ClusterError(f"Cannot reach the Ray cluster at {address} "
+                           f"({exc.strerror or exc}).") from exc
+    if not mine["tls"] and theirs_tls:
+        raise ClusterError(f"The cluster at {address} requires TLS and {who} has no "
+                           f"certificate (RAY_USE_TLS is not set): {_FIX_TLS}.")
+    if mine["tls"] and not theirs_tls:
+        raise ClusterError(f"The cluster at {address} does not use TLS but {who} has "
+                           "RAY_USE_TLS=1: unset RAY_USE_TLS (and RAY_TLS_*) for it.")
+    if outcome == "untrusted":
+        raise ClusterError(f"The cluster at {address} has a certificate {who}'s CA "
+                           f"({env.get('RAY_TLS_CA_CERT')}) did not sign (another CA): "
+                           f"{_FIX_TLS}.")
+    if outcome == "refused":
+        raise ClusterError(f"The cluster at {address} refused {who}'s TLS certificate "
+                           f"({env.get('RAY_TLS_SERVER_CERT')}; signed by another CA?): "
+                           f"{_FIX_TLS}.")
+
+
 def preflight_ray(address: str, env: dict[str, str] | None = None,
                   timeout: float = PREFLIGHT_TIMEOUT_S) -> None:
     """Check, in bounded time, that the cluster at ``address`` accepts this process's
@@ -216,33 +274,9 @@ def preflight_ray(address: str, env: dict[str, str] | None = None,
     from fleetlearn.errors import ClusterError
 
     env = dict(os.environ if env is None else env)
-    host, _, port_text = address.rpartition(":")
-    port = int(port_text)
     step = max(1.0, timeout / 3)
+    check_tls(address, env, step)
     mine = security_summary(env)
-    try:
-        theirs_tls = _speaks_tls(host, port, step)
-        if mine["tls"]:
-            outcome = _handshake(host, port, _tls_context(env), step)
-        else:
-            outcome = "none"
-    except OSError as exc:
-        raise ClusterError(f"Cannot reach the Ray cluster at {address} "
-                           f"({exc.strerror or exc}).") from exc
-    if not mine["tls"] and theirs_tls:
-        raise ClusterError(f"The cluster at {address} requires TLS and this driver has no "
-                           f"certificate (RAY_USE_TLS is not set): {_FIX_TLS}.")
-    if mine["tls"] and not theirs_tls:
-        raise ClusterError(f"The cluster at {address} does not use TLS but this driver has "
-                           "RAY_USE_TLS=1: unset RAY_USE_TLS (and RAY_TLS_*) for it.")
-    if outcome == "untrusted":
-        raise ClusterError(f"The cluster at {address} has a certificate this driver's CA "
-                           f"({env.get('RAY_TLS_CA_CERT')}) did not sign (another CA): "
-                           f"{_FIX_TLS}.")
-    if outcome == "refused":
-        raise ClusterError(f"The cluster at {address} refused this driver's TLS certificate "
-                           f"({env.get('RAY_TLS_SERVER_CERT')}; signed by another CA?): "
-                           f"{_FIX_TLS}.")
     reason = _token_check(address, step)
     if reason is None:
         return
@@ -254,3 +288,72 @@ def preflight_ray(address: str, env: dict[str, str] | None = None,
                            f"{_FIX_TOKEN}.")
     raise ClusterError(f"The Ray cluster at {address} did not answer this driver within "
                        f"{step:g} s ({reason[:200]}).")
+
+
+_CLIENT_LOCK = threading.RLock()
+
+
+def _reload_ray_config() -> None:
+    """Make this process's Ray client read RAY_USE_TLS / RAY_AUTH_* again (Ray caches
+    its config and token per process)."""
+    from ray._raylet import AuthenticationTokenLoader, Config
+
+    Config.initialize("")
+    AuthenticationTokenLoader.instance().reset_cache()
+
+
+#: The TLS and token variables this module last made Ray's config read (None: not yet).
+_applied: dict[str, str] | None = None
+
+
+def _current() -> dict[str, str]:
+    return {k: os.environ[k] for k in (*TLS_ENV, *AUTH_ENV) if k in os.environ}
+
+
+def use_ray_security(env: dict[str, str]) -> None:
+    """Put ``env``'s TLS and token variables into this process for good (a driver that
+    talks to one cluster), unsetting the others of :data:`TLS_ENV` and
+    :data:`AUTH_ENV`, and make Ray read them again."""
+    global _applied
+    with _CLIENT_LOCK:
+        for key in (*TLS_ENV, *AUTH_ENV):
+            if key in env:
+                os.environ[key] = env[key]
+            else:
+                os.environ.pop(key, None)
+        _reload_ray_config()
+        _applied = _current()
+
+
+@contextlib.contextmanager
+def ray_client_env(env: dict[str, str] | None) -> Iterator[None]:
+    """Within the block, this process's Ray GCS clients use ``env``'s TLS and token
+    settings (None: leave the process as it is).
+
+    What ``fleetlearn cluster`` and ``GET /v1/cluster`` need: one process reads
+    clusters whose settings differ from its own environment's. Ray's client reads
+    them from the environment, once per process, so they are swapped in (and the
+    process's own back) under a lock, and Ray made to read them again only when they
+    differ from what it last read.
+    """
+    if env is None:
+        yield
+        return
+    wanted = {k: v for k, v in env.items() if k in (*TLS_ENV, *AUTH_ENV)}
+    with _CLIENT_LOCK:
+        saved = _current()
+        loaded = saved if _applied is None else _applied
+        if wanted == saved == loaded:
+            yield
+            return
+        try:
+            use_ray_security(wanted)
+            yield
+        finally:
+            for key in (*TLS_ENV, *AUTH_ENV):
+                if key in saved:
+                    os.environ[key] = saved[key]
+                else:
+                    os.environ.pop(key, None)
+            # Ray keeps reading ``wanted`` until the next swap: the next call with
+            # other settings reloads (``_applied`` says what Ray has).
