@@ -16,6 +16,7 @@ Ray is imported only inside the functions that talk to it.
 """
 
 from fleetlearn.cluster._discover import discover_address, recorded_security_env
+from fleetlearn.cluster._exposure import exposure_lines, listening, reach
 from fleetlearn.cluster._join import (
     head_answers,
     join,
@@ -28,6 +29,7 @@ from fleetlearn.cluster._local import (
     CERTS_DIR,
     FAST_HEALTH_CHECK,
     GCS_RECONNECT_TIMEOUT_S,
+    LOOPBACK_PORTS_ENV,
     STOP_GRACE_S,
     TOKEN_FILE,
     LocalCluster,
@@ -65,6 +67,7 @@ __all__ = [
     "STOP_GRACE_S",
     "ClusterState",
     "ClusterView",
+    "LOOPBACK_PORTS_ENV",
     "LocalCluster",
     "NodeOptions",
     "NodeRecord",
@@ -73,16 +76,19 @@ __all__ = [
     "cluster_view",
     "default_cluster_dir",
     "discover_address",
+    "exposure_lines",
     "format_size",
     "free_port",
     "head_answers",
     "join",
+    "listening",
     "node_env",
     "node_rows",
     "parse_address",
     "parse_redis_url",
     "parse_size",
     "ray_executable",
+    "reach",
     "read_state",
     "recorded_security_env",
     "resolve_address",

@@ -66,6 +66,14 @@ STOP_GRACE_S = 10.0
 #: the Ray token.
 CERTS_DIR = "certs"
 TOKEN_FILE = "token"
+#: The sitecustomize that keeps Ray's metrics servers on loopback, and its variable.
+_NODE_SITE = Path(__file__).parent / "_node_site"
+LOOPBACK_PORTS_ENV = "FLEETLEARN_LOOPBACK_PORTS"
+#: Ports a node records that are not ``ray start`` options: the head's autoscaler and
+#: dashboard metrics servers (Ray's AUTOSCALER_METRIC_PORT and DASHBOARD_METRIC_PORT,
+#: fixed 44217 and 44227 by default: they would collide between clusters).
+_HEAD_METRICS = {"autoscaler-metrics": "AUTOSCALER_METRIC_PORT",
+                 "dashboard-metrics": "DASHBOARD_METRIC_PORT"}
 #: Worker IPs the cluster's certificates name beyond the workers ``up`` starts.
 _SPARE_IPS = 32
 #: Starts of one node before ``up`` gives up (see ``_start_head_until_up``): Ray's
@@ -138,11 +146,14 @@ class StoppedNode:
 
 
 def node_env(base: dict[str, str], home: Path, temp_dir: Path, *,
-             isolated: bool = True, security: dict[str, str] | None = None) -> dict[str, str]:
+             isolated: bool = True, security: dict[str, str] | None = None,
+             loopback_ports: list[int] | None = None) -> dict[str, str]:
     """A node's environment: ``base`` without Ray's and fleetlearn's variables (an
     isolated node has no ``FLEETLEARN_HOME``: workers never touch the registry), its
     own HOME and Ray temp folder, and the cluster's TLS and token variables
-    (``security``; None: neither, token auth off)."""
+    (``security``; None: neither, token auth off). ``loopback_ports``: ports Ray
+    would bind to every interface (its metrics servers) that go to 127.0.0.1 instead
+    (``_node_site/sitecustomize.py``, first on the node's PYTHONPATH)."""
     if isolated:
         env = {k: v for k, v in base.items() if not k.startswith(("RAY_", "FLEETLEARN_"))}
         env["HOME"] = str(home)
@@ -153,6 +164,10 @@ def node_env(base: dict[str, str], home: Path, temp_dir: Path, *,
                # A loaded machine starts the dashboard agent slowly (13 s measured).
                RAY_agent_register_timeout_ms="120000")
     env.update(security or {"RAY_AUTH_MODE": "disabled"})
+    if loopback_ports:
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(_NODE_SITE), env.get("PYTHONPATH")) if p)
+        env[LOOPBACK_PORTS_ENV] = ",".join(str(p) for p in loopback_ports)
     return env
 
 
@@ -402,10 +417,11 @@ class LocalCluster:
         write_state(self.state)
         return record
 
-    def _head_env(self, home: Path, temp: Path) -> dict[str, str]:
+    def _head_env(self, home: Path, temp: Path, ports: dict[str, int]) -> dict[str, str]:
         env = node_env(self.base_env, home, temp, isolated=self.isolated,
-                       security=self._security())
+                       security=self._security(), loopback_ports=_metrics_ports(ports))
         env.update(FAST_HEALTH_CHECK)
+        env.update({var: str(ports[name]) for name, var in _HEAD_METRICS.items()})
         if self.redis_url:
             address, _ = parse_redis_url(self.redis_url)
             env["RAY_REDIS_ADDRESS"] = address
@@ -429,12 +445,13 @@ class LocalCluster:
                 "--port", str(self.state.port), "--node-ip-address", self.head_ip,
                 "--include-dashboard", "false", "--temp-dir", str(temp),
                 *self._resource_args(self.head_cpus), *_port_args(ports)]
+        ports.update({name: free_port("127.0.0.1") for name in _HEAD_METRICS})
         if self.redis_url:
             _, password = parse_redis_url(self.redis_url)
             if password:
                 argv += ["--redis-password", password]
         return self._spawn("head", "head", self.head_ip, argv,
-                           self._head_env(home, temp), home, temp, ports)
+                           self._head_env(home, temp, ports), home, temp, ports)
 
     def _start_head_until_up(self, timeout: float, say: Callable[[str], None]) -> None:
         """Start the head; on a loaded machine Ray's own start-up timeouts (30 s for
@@ -502,15 +519,15 @@ class LocalCluster:
         name = f"worker-{ip.rsplit('.', 1)[-1]}" if ip.startswith(self.ip_prefix + ".") else (
             f"worker-{ip}")
         home, temp = self._node_dirs(name)
+        ports = self._ports(ip)
         env = node_env(self.base_env, home, temp, isolated=self.isolated,
-                       security=self._security())
+                       security=self._security(), loopback_ports=_metrics_ports(ports))
         # The worker finds the head by itself, through the address file.
         env[ADDRESS_FILE_ENV] = str(self.folder / ADDRESS_FILE)
         env.pop(ADDRESS_ENV, None)
         if self.redis_url:
             env["RAY_gcs_rpc_server_reconnect_timeout_s"] = str(GCS_RECONNECT_TIMEOUT_S)
         env.update(self.worker_env)
-        ports = self._ports(ip)
         argv = [sys.executable, "-m", "fleetlearn", "cluster", "join",
                 "--node-ip-address", ip, "--", "--temp-dir", str(temp),
                 *self._resource_args(), *_port_args(ports)]
@@ -719,6 +736,10 @@ class LocalCluster:
         for node in self.state.nodes if self.state else []:
             if node.temp_dir.startswith("/tmp/flc-"):
                 shutil.rmtree(node.temp_dir, ignore_errors=True)
+
+
+def _metrics_ports(ports: dict[str, int]) -> list[int]:
+    return [ports[k] for k in ("metrics-export-port", *_HEAD_METRICS) if k in ports]
 
 
 def _port_args(ports: dict[str, int]) -> list[str]:

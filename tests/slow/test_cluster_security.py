@@ -5,7 +5,8 @@ One head (``process_cluster(workers=0)``: this machine has 2 cores), started as
 authentication. With its certificates and token a task runs; with another CA's
 certificates, no certificate, someone else's certificate, a wrong token or none,
 ``fleetlearn train --address ...`` (a subprocess, as a user runs it) exits non-zero
-well within 30 s with one line naming the cause, and registers nothing.
+well within 30 s with one line naming the cause, and registers nothing. Ray's
+metrics servers listen on 127.0.0.1 only, and no dashboard (nor Jobs API) runs.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import pandas as pd
 import pytest
 from cluster_fixtures import ProcessCluster
 
+from fleetlearn.cluster import exposure_lines, listening, reach
 from fleetlearn.registry import Registry
 from fleetlearn.security import init_certs
 
@@ -128,3 +130,26 @@ def test_a_driver_without_the_right_certificate_or_token_is_refused_fast_and_cle
             assert reg.list_models() == []
         finally:
             reg.close()
+
+
+def test_ray_metrics_and_agent_ports_listen_on_loopback_only_and_no_dashboard(
+        secure_head) -> None:
+    """Read from the sockets the head's processes listen on (psutil), not from what
+    was asked for: Ray would bind its metrics servers to every interface."""
+    state = secure_head.cluster.state
+    head = state.head
+    socks = listening(head)
+    metrics = [head.ports[k] for k in ("metrics-export-port", "autoscaler-metrics",
+                                       "dashboard-metrics")]
+    for port in metrics:
+        assert socks.get(port) == {"127.0.0.1"}, (port, socks.get(port))
+    agent = socks[head.ports["dashboard-agent-listen-port"]]
+    assert all(reach(ip) == "this machine only" for ip in agent), agent
+    # No dashboard (so no Jobs API): nothing listens on its port.
+    assert 8265 not in socks
+    assert not any(ip in ("0.0.0.0", "::") for port in metrics for ip in socks[port])
+    lines = exposure_lines(state.address, folder=state.dir)
+    assert lines[0].startswith(f"Ray GCS {state.address}")
+    assert lines[0].endswith("TLS on, token on")
+    assert "Ray dashboard and Jobs API: not started (reachable from nowhere)" in lines
+    assert "Ray metrics (head): listening on 127.0.0.1: this machine only" in lines

@@ -7,7 +7,10 @@ tests/slow/test_cluster_security.py.
 from __future__ import annotations
 
 import json
+import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,7 +20,10 @@ from fleetlearn.cli import main
 from fleetlearn.cluster import (
     ClusterState,
     LocalCluster,
+    exposure_lines,
+    free_port,
     node_env,
+    reach,
     read_state,
     recorded_security_env,
     security_record,
@@ -121,3 +127,32 @@ def test_certs_of_another_folder_are_not_touched(tmp_path: Path) -> None:
     before = (other / "node.crt").read_bytes()
     _prepared(tmp_path)
     assert (other / "node.crt").read_bytes() == before
+
+
+def test_exposure_lines_without_a_recorded_cluster_say_so(tmp_path: Path) -> None:
+    assert exposure_lines(None)[0].startswith("Ray: no cluster")
+    line = exposure_lines("10.1.1.1:6380", folder=str(tmp_path))[0]
+    assert "not started by 'fleetlearn cluster up' here" in line
+    assert reach("0.0.0.0") == "every interface: other machines too"
+    assert reach("::ffff:127.0.0.1") == "this machine only"
+    assert reach("10.0.0.4") == "the network of 10.0.0.4: other machines too"
+
+
+def test_a_nodes_metrics_ports_go_to_loopback(tmp_path: Path) -> None:
+    env = node_env({"PATH": "/bin", "PYTHONPATH": "/src"}, tmp_path / "h", tmp_path / "t",
+                   loopback_ports=[9101, 9102])
+    assert env["FLEETLEARN_LOOPBACK_PORTS"] == "9101,9102"
+    site = Path(env["PYTHONPATH"].split(os.pathsep)[0])
+    assert (site / "sitecustomize.py").is_file()
+    assert env["PYTHONPATH"].endswith(os.pathsep + "/src")
+    # The sitecustomize in a real Python process: a wildcard bind of a listed port
+    # lands on 127.0.0.1, any other port is left alone.
+    probe = ("import socket\n"
+             "a = socket.socket(); a.bind(('0.0.0.0', {p})); print(a.getsockname()[0])\n"
+             "b = socket.socket(); b.bind(('0.0.0.0', 0)); print(b.getsockname()[0])\n")
+    port = free_port()
+    done = subprocess.run([sys.executable, "-c", probe.format(p=port)],
+                          env={**env, "FLEETLEARN_LOOPBACK_PORTS": str(port)},
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["127.0.0.1", "0.0.0.0"]
