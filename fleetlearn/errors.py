@@ -14,6 +14,7 @@ line and exits non-zero; the API (later) maps these to 4xx responses.
     │   └── TooFewRowsError       fewer rows than folds / classes per fold
     ├── ModelSpecError            unknown model, bad parameter, missing extra
     ├── ConfigError               bad run file, bad option value
+    │   └── CertificateError      no CA in the folder, unreadable or expired certificate
     ├── ConflictError             the request clashes with the current state (run finished)
     ├── RegistryError             registry unreachable or inconsistent
     │   ├── RegistryUnavailableError the database is down or busy for now: retry later
@@ -41,6 +42,7 @@ __all__ = [
     "TooFewRowsError",
     "ModelSpecError",
     "ConfigError",
+    "CertificateError",
     "ConflictError",
     "RegistryError",
     "RegistryUnavailableError",
@@ -95,6 +97,10 @@ class ModelSpecError(FleetlearnError):
 
 class ConfigError(FleetlearnError):
     """A run file or an option value is invalid."""
+
+
+class CertificateError(ConfigError):
+    """A certificate folder holds no CA, or a certificate or key cannot be read or used."""
 
 
 class ConflictError(FleetlearnError):

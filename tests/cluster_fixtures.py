@@ -12,9 +12,12 @@ Interface (stable: other suites depend on it)::
                                   worker_home_isolated=True, head_cpus=None,
                                   worker_env=None)
         cluster.address            # "127.A.B.1:PORT", the head's GCS: --address / RAY_ADDRESS
-        cluster.env                # env for a driver or CLI subprocess: RAY_ADDRESS set, no
-                                   # other RAY_* variable, its own HOME and short RAY_TMPDIR,
+        cluster.env                # env for a driver or CLI subprocess: RAY_ADDRESS and the
+                                   # cluster's TLS and token variables set, no other RAY_*
+                                   # variable, its own HOME and short RAY_TMPDIR,
                                    # FLEETLEARN_* as in this process (read when accessed)
+        cluster.security_env       # just the TLS and token variables (RAY_USE_TLS,
+                                   # RAY_TLS_*, RAY_AUTH_MODE, RAY_AUTH_TOKEN_PATH)
         cluster.head_ip, cluster.worker_ips
         cluster.nodes              # [ClusterNode(name, role, ip, pid, home, temp_dir, log,
                                    #  node_id)] (node_id: Ray's, once it reported the node)
@@ -134,7 +137,14 @@ class ProcessCluster:
         env.update(RAY_ADDRESS=self.address, HOME=self._driver_home,
                    RAY_TMPDIR=self._driver_home, PYTHONUNBUFFERED="1",
                    PYTHONPATH=self._base_pythonpath)
+        env.update(self.security_env)
         return env
+
+    @property
+    def security_env(self) -> dict[str, str]:
+        """The cluster's Ray TLS and token variables (on by default, as in production)."""
+        assert self.cluster.state is not None
+        return dict(self.cluster.state.security_env or {})
 
     @property
     def nodes(self) -> list[ClusterNode]:

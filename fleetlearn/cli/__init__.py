@@ -37,6 +37,7 @@ app.command("compare")(importlib.import_module("fleetlearn.cli.compare").compare
 app.command("report")(importlib.import_module("fleetlearn.cli.report").report_command)
 app.command("predict")(importlib.import_module("fleetlearn.cli.predict").predict_command)
 app.add_typer(importlib.import_module("fleetlearn.cli.cluster").app, name="cluster")
+app.add_typer(importlib.import_module("fleetlearn.cli.certs").app, name="certs")
 app.command("ui")(importlib.import_module("fleetlearn.cli.ui").ui_command)
 
 

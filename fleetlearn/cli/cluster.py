@@ -1,6 +1,7 @@
 """``fleetlearn cluster up|status|down|join``: a Ray cluster of processes on this machine.
 
-``up`` starts a head and N workers in the background (separate ``ray start --block``
+``up`` starts a head and N workers in the background (Ray TLS and token
+authentication on unless ``--insecure``) (separate ``ray start --block``
 processes with their own loopback IPs, HOMEs and temp folders) and waits until Ray
 reports every node alive; ``status`` reads Ray's own view; ``down`` stops exactly
 what ``up`` started, by PID. ``join`` is how a worker finds the head (also alone, in
@@ -10,6 +11,7 @@ address file, retried with backoff.
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Annotated
 
@@ -39,7 +41,8 @@ from fleetlearn.cluster import (
 )
 from fleetlearn.errors import ClusterError, ConfigError
 
-app = typer.Typer(help="A Ray cluster of processes on this machine: up, status, down, join.",
+app = typer.Typer(help="A Ray cluster of processes on this machine: up, status, env, down, "
+                       "join.",
                   no_args_is_help=True)
 
 DirOpt = Annotated[Path | None, typer.Option(
@@ -74,11 +77,15 @@ def up_command(
     ip_prefix: Annotated[str, typer.Option(help="Workers get <prefix>.2, <prefix>.3 ...")
                          ] = "127.0.0",
     timeout: Annotated[float, typer.Option(help="Seconds to wait for every node.")] = 180.0,
+    insecure: Annotated[bool, typer.Option(
+        "--insecure", help="No Ray TLS and no token: anyone who reaches the nodes' ports "
+                           "can run code on them.")] = False,
     folder: DirOpt = None,
     json_out: JsonOpt = False,
     log_format: LogFormatOpt = None,
 ) -> None:
-    """Start a head and N workers in the background; wait until all are alive."""
+    """Start a head and N workers in the background; wait until all are alive (Ray TLS
+    and token authentication on, unless --insecure)."""
     setup_logs(log_format)
     if workers < 0:
         raise ConfigError(f"The 'workers' option must be an int in the range [0, inf). "
@@ -90,8 +97,13 @@ def up_command(
                           object_store_memory=parse_size(object_store_per_node,
                                                          "object_store_per_node"))
     cluster = LocalCluster(folder, options=options, redis_url=redis, head_ip=head_ip,
-                           ip_prefix=ip_prefix, port=port)
+                           ip_prefix=ip_prefix, port=port, secure=not insecure)
     cluster.preflight()
+    if insecure:
+        note("warning: --insecure: no Ray TLS and no token authentication; any process "
+             "that reaches the GCS, node manager and object manager ports of these nodes "
+             "can join the cluster and run code on it", level="warning",
+             logger="fleetlearn.cluster")
     progress = None if json_out else (lambda text: note(f"  {text}",
                                                         logger="fleetlearn.cluster"))
     if not json_out:
@@ -103,8 +115,11 @@ def up_command(
         print_json(record)
         return
     _print_status(record, f"cluster at {state.address}")
+    _print_security(record)
     console.print(f"pass --address {state.address} (e.g. fleetlearn train data.csv -t y "
                   f"--address {state.address}), or:\n  export RAY_ADDRESS={state.address}\n"
+                  "a driver with another FLEETLEARN_HOME or on another machine: "
+                  "eval \"$(fleetlearn cluster env)\"\n"
                   "stop it with: fleetlearn cluster down", highlight=False)
 
 
@@ -122,12 +137,50 @@ def status_command(
             raise ClusterError(f"No cluster is recorded in {folder or default_cluster_dir()}; "
                                "start one with 'fleetlearn cluster up' or pass --address.")
         address = state.address
-    record = status_record(cluster_view(address), state)
+    # The recorded cluster's certificates and token (another --address: this process's).
+    env = state.security_env if state is not None and state.address == address else None
+    record = status_record(cluster_view(address, env=env), state)
     if json_out:
         print_json(record)
         return
     _print_status(record, f"cluster at {address}")
+    _print_security(record)
     console.print(f"address: {address}  (export RAY_ADDRESS={address})", highlight=False)
+
+
+def _print_security(record: dict) -> None:
+    security = record.get("security")
+    if security is None:
+        return
+    if security["tls"] or security["token"]:
+        console.print(f"Ray TLS {'on' if security['tls'] else 'OFF'} (certificates in "
+                      f"{security['certs_dir']}), token authentication "
+                      f"{'on' if security['token'] else 'OFF'} (token in "
+                      f"{security['token_file']})", highlight=False)
+    else:
+        console.print("warning: Ray TLS and token authentication are OFF (--insecure)",
+                      highlight=False)
+    for warning in security["warnings"]:
+        console.print(f"warning: {warning}", highlight=False)
+
+
+@app.command("env")
+def env_command(
+    folder: DirOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Print the variables a driver needs for the recorded cluster (address, TLS
+    certificates, token file) as export lines: eval "$(fleetlearn cluster env)"."""
+    path = folder or default_cluster_dir()
+    state = read_state(path)
+    if state is None:
+        raise ClusterError(f"No cluster is recorded in {path}; start one with "
+                           "'fleetlearn cluster up'.")
+    if json_out:
+        print_json(state.env)
+        return
+    for key, value in state.env.items():
+        print(f"export {key}={shlex.quote(value)}")
 
 
 @app.command("down")

@@ -140,6 +140,11 @@ def serve_command(
         say("no API keys: open to this machine only (create a key with 'fleetlearn keys "
             "create' to require keys)")
     say(f"docs: {scheme}://{shown}:{port}/docs   Ctrl-C stops")
+    from fleetlearn.cluster import discover_address, exposure_lines
+
+    # Which of Ray's dashboard, Jobs API and metrics ports can be reached from where.
+    for line in exposure_lines(discover_address(address or settings.ray_address)[0]):
+        say(line)
     if ray:
         from fleetlearn.logs import stdout_as_logs
         from fleetlearn.serving import deploy, serve_forever  # imports Ray Serve

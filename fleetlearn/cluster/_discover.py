@@ -14,7 +14,7 @@ import sys
 from fleetlearn.cluster._state import default_cluster_dir, read_state
 from fleetlearn.errors import ClusterError
 
-__all__ = ["discover_address"]
+__all__ = ["discover_address", "recorded_security_env"]
 
 
 def _in_process_ray() -> str | None:
@@ -50,3 +50,28 @@ def discover_address(explicit: str | None = None) -> tuple[str | None, str | Non
     if state is not None:
         return state.address, "state file"
     return None, None
+
+
+def recorded_security_env(address: str, folder: str | None = None) -> dict[str, str] | None:
+    """The TLS and token variables of the cluster ``fleetlearn cluster up`` recorded at
+    ``address`` (in ``folder``, default the default cluster folder), or None when that
+    folder records another cluster or none: how a driver or CLI on the cluster's
+    machine (same FLEETLEARN_HOME) finds its certificates and token by itself.
+
+    Examples
+    --------
+    >>> recorded_security_env("10.9.9.9:1", folder="/nonexistent") is None
+    True
+    """
+    try:
+        state = read_state(folder or default_cluster_dir())
+    except ClusterError:
+        return None
+    if state is None or not _same(state.address, address):
+        return None
+    return state.security_env
+
+
+def _same(a: str, b: str) -> bool:
+    return a.strip().replace("localhost:", "127.0.0.1:") == \
+        b.strip().replace("localhost:", "127.0.0.1:")

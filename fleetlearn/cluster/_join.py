@@ -33,6 +33,7 @@ from fleetlearn.cluster._state import (
     default_cluster_dir,
 )
 from fleetlearn.errors import ClusterError
+from fleetlearn.security import check_tls, ray_client_env
 
 __all__ = ["resolve_address", "wait_for_head", "head_answers", "ray_executable", "join",
            "parse_address"]
@@ -83,17 +84,35 @@ def resolve_address(address: str | None = None,
     return text
 
 
-def head_answers(address: str, timeout: float = 2.0) -> bool:
-    """True when the GCS at ``address`` answers a health check (TCP first: cheap)."""
+def head_answers(address: str, timeout: float = 2.0,
+                 env: dict[str, str] | None = None) -> bool:
+    """True when the GCS at ``address`` answers a health check (TCP first: cheap).
+
+    ``env``: the TLS and token variables to ask with (default: this process's).
+
+    Raises
+    ------
+    ClusterError
+        The head answers but its TLS and this process's disagree (another CA, no
+        certificate): waiting longer would not help.
+    """
     host, port = parse_address(address)
     try:
         socket.create_connection((host, port), timeout=timeout).close()
     except OSError:
         return False
+    try:
+        # Ray's client hangs on a TLS mismatch: a handshake tells at once.
+        check_tls(address, env, timeout=timeout, who="this node")
+    except ClusterError as exc:
+        if str(exc).startswith("Cannot reach"):
+            return False
+        raise
     from ray._raylet import GcsClient  # only here: the TCP check above needs no Ray
 
     try:
-        GcsClient(address=address).check_alive([], timeout=timeout)
+        with ray_client_env(env):
+            GcsClient(address=address).check_alive([], timeout=timeout)
     except Exception:  # RpcError and friends: not up yet
         return False
     return True

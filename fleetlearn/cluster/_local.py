@@ -44,9 +44,11 @@ from fleetlearn.cluster._state import (
 )
 from fleetlearn.cluster._view import ClusterView, cluster_view
 from fleetlearn.errors import ClusterError, ConfigError
+from fleetlearn.security import cluster_sans, ensure_certs, ensure_token, ray_security_env
 
 __all__ = ["LocalCluster", "NodeOptions", "StoppedNode", "free_port", "parse_redis_url",
-           "STOP_GRACE_S", "node_env", "FAST_HEALTH_CHECK", "GCS_RECONNECT_TIMEOUT_S"]
+           "STOP_GRACE_S", "node_env", "FAST_HEALTH_CHECK", "GCS_RECONNECT_TIMEOUT_S",
+           "CERTS_DIR", "TOKEN_FILE"]
 
 #: On the head: a dead node is noticed in about 1.3 s instead of Ray's default ~13 s.
 FAST_HEALTH_CHECK = {"RAY_health_check_period_ms": "500",
@@ -60,6 +62,20 @@ GCS_RECONNECT_TIMEOUT_S = 180
 _MAX_TEMP_DIR = 40
 #: ray start --block stops its processes within ~3 s of SIGTERM; 10 s is Docker's grace.
 STOP_GRACE_S = 10.0
+#: Files of a secure cluster, in its folder: the certificates (``fleetlearn certs``) and
+#: the Ray token.
+CERTS_DIR = "certs"
+TOKEN_FILE = "token"
+#: The sitecustomize that keeps Ray's metrics servers on loopback, and its variable.
+_NODE_SITE = Path(__file__).parent / "_node_site"
+LOOPBACK_PORTS_ENV = "FLEETLEARN_LOOPBACK_PORTS"
+#: Ports a node records that are not ``ray start`` options: the head's autoscaler and
+#: dashboard metrics servers (Ray's AUTOSCALER_METRIC_PORT and DASHBOARD_METRIC_PORT,
+#: fixed 44217 and 44227 by default: they would collide between clusters).
+_HEAD_METRICS = {"autoscaler-metrics": "AUTOSCALER_METRIC_PORT",
+                 "dashboard-metrics": "DASHBOARD_METRIC_PORT"}
+#: Worker IPs the cluster's certificates name beyond the workers ``up`` starts.
+_SPARE_IPS = 32
 #: Starts of one node before ``up`` gives up (see ``_start_head_until_up``): Ray's
 #: raylet aborts when its dashboard agent has not reported its ports within 15 s,
 #: which a machine loaded by other work misses now and then.
@@ -130,19 +146,28 @@ class StoppedNode:
 
 
 def node_env(base: dict[str, str], home: Path, temp_dir: Path, *,
-             isolated: bool = True) -> dict[str, str]:
+             isolated: bool = True, security: dict[str, str] | None = None,
+             loopback_ports: list[int] | None = None) -> dict[str, str]:
     """A node's environment: ``base`` without Ray's and fleetlearn's variables (an
     isolated node has no ``FLEETLEARN_HOME``: workers never touch the registry), its
-    own HOME and Ray temp folder, token auth off (a local development cluster)."""
+    own HOME and Ray temp folder, and the cluster's TLS and token variables
+    (``security``; None: neither, token auth off). ``loopback_ports``: ports Ray
+    would bind to every interface (its metrics servers) that go to 127.0.0.1 instead
+    (``_node_site/sitecustomize.py``, first on the node's PYTHONPATH)."""
     if isolated:
         env = {k: v for k, v in base.items() if not k.startswith(("RAY_", "FLEETLEARN_"))}
         env["HOME"] = str(home)
     else:
         env = {k: v for k, v in base.items() if not k.startswith("RAY_")}
-    env.update(RAY_TMPDIR=str(temp_dir), RAY_AUTH_MODE="disabled", PYTHONUNBUFFERED="1",
+    env.update(RAY_TMPDIR=str(temp_dir), PYTHONUNBUFFERED="1",
                RAY_USAGE_STATS_ENABLED="0",
                # A loaded machine starts the dashboard agent slowly (13 s measured).
                RAY_agent_register_timeout_ms="120000")
+    env.update(security or {"RAY_AUTH_MODE": "disabled"})
+    if loopback_ports:
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(_NODE_SITE), env.get("PYTHONPATH")) if p)
+        env[LOOPBACK_PORTS_ENV] = ",".join(str(p) for p in loopback_ports)
     return env
 
 
@@ -208,6 +233,11 @@ class LocalCluster:
         Extra variables for every worker (``RAY_*`` allowed), e.g. Ray Serve's
         ``RAY_SERVE_WORKER_PROXY_HTTP_PORT`` so the workers' proxies listen apart from
         the head's.
+    secure : bool
+        Ray TLS between every node and driver and Ray token authentication (default):
+        the certificates in ``<folder>/certs`` (made, or reused and renewed when they
+        end within 30 days or miss a node's IP) and the token in ``<folder>/token``.
+        False: neither (``--insecure``).
 
     Examples
     --------
@@ -222,7 +252,7 @@ class LocalCluster:
                  ip_prefix: str = "127.0.0", isolated: bool = True,
                  env: dict[str, str] | None = None, port: int | None = None,
                  head_cpus: int | None = None,
-                 worker_env: dict[str, str] | None = None) -> None:
+                 worker_env: dict[str, str] | None = None, secure: bool = True) -> None:
         self.folder = Path(folder or default_cluster_dir()).expanduser().absolute()
         self.options = options or NodeOptions()
         self.redis_url = redis_url
@@ -238,6 +268,7 @@ class LocalCluster:
                               f"Got {head_cpus} instead.")
         self.head_cpus = self.options.num_cpus if head_cpus is None else int(head_cpus)
         self.worker_env = dict(worker_env or {})
+        self.secure = secure
         self.state: ClusterState | None = None
         # Popen handles of nodes this process started: reaped here (no zombies).
         self._procs: dict[int, subprocess.Popen] = {}
@@ -258,7 +289,7 @@ class LocalCluster:
         cluster = cls(path, options=NodeOptions(max(1, like.num_cpus), like.memory,
                                                 like.object_store_memory),
                       redis_url=state.redis_url, head_ip=head.ip, port=state.port,
-                      head_cpus=head.num_cpus)
+                      head_cpus=head.num_cpus, secure=state.certs_dir is not None)
         cluster.state = state
         return cluster
 
@@ -291,6 +322,7 @@ class LocalCluster:
         # Each cluster's GCS keys in a shared Redis stay apart (and a restarted head
         # finds its own).
         self.state.namespace = f"fleetlearn-{uuid.uuid4().hex[:12]}"
+        self._secure_state(workers)
         say = on_progress or (lambda _: None)
         try:
             self._start_head_until_up(timeout, say)
@@ -305,6 +337,24 @@ class LocalCluster:
             self.stop()
             raise
         return self.state
+
+    def _secure_state(self, workers: int) -> None:
+        """Certificates and token for this cluster (made or reused), recorded in the
+        state with the variables every node and driver needs."""
+        assert self.state is not None
+        certs = token = None
+        if self.secure:
+            sans = cluster_sans(self.head_ip, self.ip_prefix, workers + _SPARE_IPS)
+            certs = ensure_certs(self.folder / CERTS_DIR, sans=sans)
+            token = ensure_token(self.folder / TOKEN_FILE)
+            self.state.certs_dir, self.state.token_file = str(certs), str(token)
+        self.state.env.update(ray_security_env(certs, token))
+
+    def _security(self) -> dict[str, str]:
+        """The TLS and token variables of every node (and of this process's GCS
+        clients when it reads the cluster)."""
+        found = self.state.security_env if self.state else None
+        return found or {"RAY_AUTH_MODE": "disabled"}
 
     def preflight(self) -> int:
         """Check that ``up`` can start (no cluster of this folder runs, the port is
@@ -367,9 +417,11 @@ class LocalCluster:
         write_state(self.state)
         return record
 
-    def _head_env(self, home: Path, temp: Path) -> dict[str, str]:
-        env = node_env(self.base_env, home, temp, isolated=self.isolated)
+    def _head_env(self, home: Path, temp: Path, ports: dict[str, int]) -> dict[str, str]:
+        env = node_env(self.base_env, home, temp, isolated=self.isolated,
+                       security=self._security(), loopback_ports=_metrics_ports(ports))
         env.update(FAST_HEALTH_CHECK)
+        env.update({var: str(ports[name]) for name, var in _HEAD_METRICS.items()})
         if self.redis_url:
             address, _ = parse_redis_url(self.redis_url)
             env["RAY_REDIS_ADDRESS"] = address
@@ -393,12 +445,13 @@ class LocalCluster:
                 "--port", str(self.state.port), "--node-ip-address", self.head_ip,
                 "--include-dashboard", "false", "--temp-dir", str(temp),
                 *self._resource_args(self.head_cpus), *_port_args(ports)]
+        ports.update({name: free_port("127.0.0.1") for name in _HEAD_METRICS})
         if self.redis_url:
             _, password = parse_redis_url(self.redis_url)
             if password:
                 argv += ["--redis-password", password]
         return self._spawn("head", "head", self.head_ip, argv,
-                           self._head_env(home, temp), home, temp, ports)
+                           self._head_env(home, temp, ports), home, temp, ports)
 
     def _start_head_until_up(self, timeout: float, say: Callable[[str], None]) -> None:
         """Start the head; on a loaded machine Ray's own start-up timeouts (30 s for
@@ -445,7 +498,7 @@ class LocalCluster:
 
     def _wait_head(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        while not head_answers(self.address, timeout=1.0):
+        while not head_answers(self.address, timeout=1.0, env=self._security()):
             head = self.state.head if self.state else None
             if head is not None and not self._node_procs(head):
                 raise _exited_while_starting(head)
@@ -466,14 +519,15 @@ class LocalCluster:
         name = f"worker-{ip.rsplit('.', 1)[-1]}" if ip.startswith(self.ip_prefix + ".") else (
             f"worker-{ip}")
         home, temp = self._node_dirs(name)
-        env = node_env(self.base_env, home, temp, isolated=self.isolated)
+        ports = self._ports(ip)
+        env = node_env(self.base_env, home, temp, isolated=self.isolated,
+                       security=self._security(), loopback_ports=_metrics_ports(ports))
         # The worker finds the head by itself, through the address file.
         env[ADDRESS_FILE_ENV] = str(self.folder / ADDRESS_FILE)
         env.pop(ADDRESS_ENV, None)
         if self.redis_url:
             env["RAY_gcs_rpc_server_reconnect_timeout_s"] = str(GCS_RECONNECT_TIMEOUT_S)
         env.update(self.worker_env)
-        ports = self._ports(ip)
         argv = [sys.executable, "-m", "fleetlearn", "cluster", "join",
                 "--node-ip-address", ip, "--", "--temp-dir", str(temp),
                 *self._resource_args(), *_port_args(ports)]
@@ -482,7 +536,7 @@ class LocalCluster:
     # ------------------------------------------------------------------ observe
     def view(self, timeout: float = 5.0) -> ClusterView:
         """The cluster as Ray's GCS reports it."""
-        return cluster_view(self.address, timeout=timeout)
+        return cluster_view(self.address, timeout=timeout, env=self._security())
 
     def wait_alive(self, n: int, timeout: float = 120.0,
                    on_progress: Callable[[str], None] | None = None,
@@ -682,6 +736,10 @@ class LocalCluster:
         for node in self.state.nodes if self.state else []:
             if node.temp_dir.startswith("/tmp/flc-"):
                 shutil.rmtree(node.temp_dir, ignore_errors=True)
+
+
+def _metrics_ports(ports: dict[str, int]) -> list[int]:
+    return [ports[k] for k in ("metrics-export-port", *_HEAD_METRICS) if k in ports]
 
 
 def _port_args(ports: dict[str, int]) -> list[str]:

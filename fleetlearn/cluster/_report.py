@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import psutil
 
 from fleetlearn.cluster._state import ClusterState, NodeRecord
 from fleetlearn.cluster._view import ClusterView, NodeView
-from fleetlearn.errors import ConfigError
+from fleetlearn.errors import CertificateError, ConfigError
+from fleetlearn.security import cert_status, security_summary
 
-__all__ = ["parse_size", "format_size", "status_record", "node_rows"]
+__all__ = ["security_record", "parse_size", "format_size", "status_record", "node_rows"]
 
 _UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "kib": 2**10, "m": 10**6, "mb": 10**6,
           "mib": 2**20, "g": 10**9, "gb": 10**9, "gib": 2**30, "t": 10**12, "tb": 10**12,
@@ -109,7 +111,23 @@ def status_record(view: ClusterView, state: ClusterState | None = None) -> dict[
     if state is not None:
         data["dir"] = state.dir
         data["redis_url"] = state.redis_url
+        data["security"] = security_record(state)
     return data
+
+
+def security_record(state: ClusterState) -> dict[str, Any]:
+    """TLS and token auth of a recorded cluster, and a warning per certificate that
+    ends within 30 days (or cannot be read)."""
+    on = security_summary(state.env)
+    warnings = []
+    if state.certs_dir:
+        try:
+            warnings = [f"{Path(c.file).name} {c.warning}" for c in cert_status(state.certs_dir)
+                        if c.warning]
+        except CertificateError as exc:
+            warnings = [str(exc)]
+    return {"tls": on["tls"], "token": on["token"], "certs_dir": state.certs_dir,
+            "token_file": state.token_file, "warnings": warnings}
 
 
 def node_rows(record: dict[str, Any]) -> list[dict[str, str]]:

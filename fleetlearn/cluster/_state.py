@@ -85,6 +85,19 @@ class ClusterState:
     env: dict[str, str] = field(default_factory=dict)
     #: The GCS's key namespace in Redis (``RAY_external_storage_namespace``).
     namespace: str = ""
+    #: Ray TLS: the folder of the CA and node certificates (None: no TLS, --insecure).
+    certs_dir: str | None = None
+    #: Ray token authentication: the token file (None: no token, --insecure).
+    token_file: str | None = None
+
+    @property
+    def security_env(self) -> dict[str, str] | None:
+        """The TLS and token variables of :attr:`env` (what a GCS client of this
+        cluster needs), or None for a state written before clusters had them."""
+        keys = ("RAY_USE_TLS", "RAY_TLS_SERVER_CERT", "RAY_TLS_SERVER_KEY", "RAY_TLS_CA_CERT",
+                "RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")
+        found = {k: v for k, v in self.env.items() if k in keys}
+        return found or None
 
     @property
     def head(self) -> NodeRecord:

@@ -11,11 +11,14 @@ import time).
 
 from __future__ import annotations
 
+import os
 import socket
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from fleetlearn.cluster._discover import recorded_security_env
 from fleetlearn.errors import ClusterError
+from fleetlearn.security import check_tls, ray_client_env, security_vars
 
 __all__ = ["NodeView", "ClusterView", "cluster_view", "RESOURCE_KEYS"]
 
@@ -88,8 +91,12 @@ def _resources(total: dict[str, float], available: dict[str, float] | None) -> d
     return out
 
 
-def cluster_view(address: str, timeout: float = 5.0) -> ClusterView:
+def cluster_view(address: str, timeout: float = 5.0,
+                 env: dict[str, str] | None = None) -> ClusterView:
     """Read the cluster at ``address`` (the head's GCS ``host:port``) from Ray itself.
+
+    ``env``: the TLS and token variables to read it with; by default those of the
+    cluster recorded at that address on this machine, else this process's own.
 
     Raises
     ------
@@ -106,11 +113,16 @@ def cluster_view(address: str, timeout: float = 5.0) -> ClusterView:
         socket.create_connection((host, int(port)), timeout=min(timeout, 2.0)).close()
     except (OSError, ValueError) as exc:
         raise ClusterError(f"No Ray head answers at {address} ({exc}).") from exc
+    if env is None:
+        env = recorded_security_env(address) or security_vars(os.environ)
+    # Ray's GCS client hangs on a TLS mismatch instead of failing: find it first.
+    check_tls(address, env, timeout=min(timeout, 5.0), who="this process")
     try:
-        client = GcsClient(address=address)
-        infos = client.get_all_node_info(timeout=timeout)
-        reply = autoscaler_pb2.GetClusterResourceStateReply()
-        reply.ParseFromString(client.get_cluster_resource_state(timeout_s=timeout))
+        with ray_client_env(env):
+            client = GcsClient(address=address)
+            infos = client.get_all_node_info(timeout=timeout)
+            reply = autoscaler_pb2.GetClusterResourceStateReply()
+            reply.ParseFromString(client.get_cluster_resource_state(timeout_s=timeout))
     except Exception as exc:  # RpcError, timeouts, refused: the head is not there
         first = " ".join(str(exc).split())[:200]
         raise ClusterError(f"No Ray head answers at {address} ({first}).") from exc

@@ -14,8 +14,10 @@ from typing import Any
 
 import ray
 
+from fleetlearn.cluster import recorded_security_env
 from fleetlearn.errors import ClusterError
 from fleetlearn.logs import route_ray_logs
+from fleetlearn.security import preflight_ray, use_ray_security
 
 __all__ = ["connect_ray", "check_address", "earlier_attempts", "keep_sigterm_handler"]
 
@@ -74,6 +76,11 @@ def connect_ray(address: str | None = None, num_cpus: int | None = None) -> bool
             )
         return True
     check_address(address)
+    if not address.startswith("ray://"):
+        use_cluster_security(address)
+        # ray.init hangs for a minute or more on a refused certificate: a bounded
+        # handshake and token check first turn that into one clear error.
+        preflight_ray(address)
     try:
         with _quiet_ray_logs(), keep_sigterm_handler():
             ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR)
@@ -87,6 +94,18 @@ def connect_ray(address: str | None = None, num_cpus: int | None = None) -> bool
         raise ClusterError(f"Cannot join the Ray cluster at {address}: {text[:500]}.{hint}") \
             from exc
     return True
+
+
+def use_cluster_security(address: str) -> None:
+    """A driver on the cluster's machine finds its certificates and token by itself:
+    when this process sets neither RAY_USE_TLS nor RAY_AUTH_MODE and the cluster
+    recorded by ``fleetlearn cluster up`` (same FLEETLEARN_HOME) is at ``address``,
+    take that cluster's variables."""
+    if any(os.environ.get(k) for k in ("RAY_USE_TLS", "RAY_AUTH_MODE")):
+        return
+    found = recorded_security_env(address)
+    if found:
+        use_ray_security(found)
 
 
 def _check_same_cluster(address: str | None) -> None:

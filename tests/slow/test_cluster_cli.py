@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from unittest import mock
 
 import httpx
 import pandas as pd
@@ -69,10 +70,13 @@ def status(folder: Path, env: dict[str, str]) -> dict:
     return json.loads(done.stdout)
 
 
-def route(address: str) -> dict:
+def route(address: str, security: dict[str, str]) -> dict:
+    """``GET /v1/cluster`` of an API started with the cluster's TLS and token variables
+    in its environment (as after ``eval "$(fleetlearn cluster env)"``)."""
     port = free_port()
     settings = ServeSettings(ray_address=address, port=port)
-    with serving(create_app(settings), port) as url:
+    with mock.patch.dict(os.environ, security), \
+            serving(create_app(settings), port) as url:
         r = httpx.get(f"{url}/v1/cluster", timeout=30)
         metrics = httpx.get(f"{url}/metrics", timeout=30).text
     assert r.status_code == 200, r.text
@@ -95,14 +99,23 @@ def test_up_status_train_and_route_agree_with_ray_and_down_leaves_nothing(
     assert all(n["resources"]["cpus"]["total"] == 1 for n in up["nodes"])
     assert all(n["resources"]["memory"]["total"] == 2**30 for n in up["nodes"])
     address = up["address"]
+    # TLS and token auth are on by default; the state says where the files are.
+    security = read_state(folder).security_env
+    assert security["RAY_USE_TLS"] == "1"
+    assert security["RAY_TLS_CA_CERT"] == str(folder / "certs" / "ca.crt")
+    assert security["RAY_AUTH_MODE"] == "token"
+    assert security["RAY_AUTH_TOKEN_PATH"] == str(folder / "token")
+    assert up["security"]["tls"] is True
+    assert up["security"]["token"] is True
+    assert up["security"]["warnings"] == []
 
     # status and the route report what Ray itself reports.
-    ray_view = cluster_view(address).to_dict()
+    ray_view = cluster_view(address, env=security).to_dict()
     shown = status(folder, cli_env)
     assert shown["address"] == address
     assert _numbers(shown["nodes"]) == _numbers(ray_view["nodes"])
     assert all(n["pid"] for n in shown["nodes"])
-    answer = route(address)
+    answer = route(address, security)
     assert answer["mode"] == "cluster"
     assert answer["address"] == address
     assert answer["nodes_alive"] == 3
@@ -120,7 +133,7 @@ def test_up_status_train_and_route_agree_with_ray_and_down_leaves_nothing(
     table.to_csv(tmp_path / "t.csv", index=False)
     done = fleetlearn("train", str(tmp_path / "t.csv"), "-t", "label", "--address", address,
                       "-m", "logistic_regression", "-m", "decision_tree", "--folds", "3",
-                      "--no-curves", "--json", env=cli_env)
+                      "--no-curves", "--json", env={**cli_env, **security})
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert all(r["status"] == "ok" for r in result["leaderboard"])
@@ -175,7 +188,7 @@ def test_a_killed_worker_is_dead_in_status_and_route_and_sigterm_stops_a_node(
         time.sleep(0.5)
     assert shown["nodes_alive"] == 2
     assert shown["nodes_dead"] == 1
-    answer = route(address)
+    answer = route(address, read_state(folder).security_env)
     by_id = {n["node_id"]: n for n in answer["nodes"]}
     assert by_id[victim_id]["alive"] is False
     assert by_id[victim_id]["state"] == "DEAD"

@@ -68,7 +68,8 @@ def stack(tmp_path: Path, isolated_env: dict[str, str], process_cluster: Any
     home.mkdir(parents=True)
     reg, _ = serving_registry(home)
     reg.close()
-    env = fleetlearn_env({**isolated_env, "FLEETLEARN_SERVE_RAY_ADDRESS": cluster.address})
+    env = fleetlearn_env({**isolated_env, **cluster.security_env,
+                          "FLEETLEARN_SERVE_RAY_ADDRESS": cluster.address})
     api_port, ui_port = free_port(), free_port()
     logs = tmp_path / "logs"
     logs.mkdir()

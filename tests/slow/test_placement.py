@@ -56,9 +56,11 @@ def test_a_run_scores_the_same_on_local_ray_and_on_a_cluster_without_the_table(
         proc = psutil.Process(ticket["pid"])
         environ = proc.environ()
         assert environ.get("HOME") == cluster.node(ticket["node_ip"]).home
-        # Only how to find the head (cluster discovery): no home, registry or artifacts.
+        # Only how to find the head (cluster discovery) and which of the node's ports
+        # stay on loopback (its metrics): no home, registry or artifacts.
         settings = {k for k in environ if k.startswith("FLEETLEARN_")}
-        assert settings <= {"FLEETLEARN_CLUSTER_ADDRESS", "FLEETLEARN_CLUSTER_ADDRESS_FILE"}
+        assert settings <= {"FLEETLEARN_CLUSTER_ADDRESS", "FLEETLEARN_CLUSTER_ADDRESS_FILE",
+                            "FLEETLEARN_LOOPBACK_PORTS"}
         assert not Path(proc.cwd()).is_relative_to(driver_dir)
         assert not [f.path for f in proc.open_files() if str(driver_dir) in f.path]
     open_all(gate)

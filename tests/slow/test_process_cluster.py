@@ -69,7 +69,7 @@ def test_join_alone_waits_for_the_head_named_in_the_environment(process_cluster,
     temp = tempfile.mkdtemp(prefix="flj-", dir="/tmp")
     ip = cluster.head_ip.rsplit(".", 1)[0] + ".9"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "FLEETLEARN_"))}
-    env.update(HOME=str(home), RAY_TMPDIR=temp, RAY_AUTH_MODE="disabled",
+    env.update(HOME=str(home), RAY_TMPDIR=temp, **cluster.security_env,
                FLEETLEARN_CLUSTER_ADDRESS=cluster.address,
                FLEETLEARN_CLUSTER_ADDRESS_FILE=str(tmp_path / "no-such-file"))
     proc = subprocess.Popen(

@@ -1,0 +1,1 @@
+"""The sitecustomize of a cluster node's Python processes (see sitecustomize.py)."""
