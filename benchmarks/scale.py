@@ -432,6 +432,7 @@ def part_t(sizes: Sizes, work: Path) -> dict[str, Any]:
         out = work / "transfer.json"
         env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
         env["RAY_ADDRESS"] = cluster.address
+        env.update(cluster.state.security_env or {} if cluster.state else {})  # TLS + token
         subprocess.run([sys.executable, __file__, "--transfer-child", str(out), "--address",
                         cluster.address, "--table-mb", str(sizes.table_mb), "--repeats",
                         str(sizes.repeats)], check=True, env=env, timeout=900)
