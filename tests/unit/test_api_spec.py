@@ -158,7 +158,7 @@ def test_ray_serve_replicas_mount_prediction_and_read_routes_only(tmp_path: Path
               ("post", "/v1/runs/{run_id}/cancel"), ("post", "/v1/runs/{run_id}/resume")}
     # The report is a read, but a heavy one that reloads the run's tables: API servers
     # only (see fleetlearn/api/routes/reports.py).
-    heavy = {("get", "/v1/runs/{run_id}/report")}
+    heavy = {("get", "/v1/runs/{run_id}/report"), ("get", "/v1/runs/{run_id}/figures")}
     everything = {(m, p) for m, p, _ in _operations(full)}
     on_replica = {(m, p) for m, p, _ in _operations(replica)}
     assert writes | heavy <= everything
