@@ -165,10 +165,13 @@ class Client:
 
     def models(self, *, dataset: str | None = None, task: str | None = None,
                alias: str | None = None, metric: str | None = None,
-               limit: int | None = None, offset: int | None = None) -> list[dict[str, Any]]:
+               has_alias: bool = False, limit: int | None = None,
+               offset: int | None = None) -> list[dict[str, Any]]:
         """The latest version of every model (filters as ``GET /v1/models``), by name;
-        ``offset`` skips that many first (paging)."""
-        params = _params(dataset=dataset, task=task, alias=alias, metric=metric, limit=limit,
+        ``has_alias=True``: every version holding an alias instead; ``offset`` skips that
+        many first (paging)."""
+        params = _params(dataset=dataset, task=task, alias=alias, metric=metric,
+                         has_alias="true" if has_alias else None, limit=limit,
                          offset=offset)
         return self._json("GET", "/v1/models", params=params)["data"]
 

@@ -414,12 +414,13 @@ def trends_view(answer: Mapping[str, Any]) -> tuple[Any, pd.DataFrame, pd.DataFr
 # ------------------------------------------------------------------ models
 
 
-def models_frame(models: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+def models_frame(models: Sequence[Mapping[str, Any]], version_label: str = "latest version"
+                 ) -> pd.DataFrame:
     """``GET /v1/models`` rows: ``name, latest version, aliases, task, dataset, metric,
-    test score, created``."""
-    columns = ["name", "latest version", "aliases", "task", "dataset", "metric",
+    test score, created`` (``version_label`` names the version column)."""
+    columns = ["name", version_label, "aliases", "task", "dataset", "metric",
                "test score", "created"]
-    rows = [{"name": m.get("name"), "latest version": m.get("version"),
+    rows = [{"name": m.get("name"), version_label: m.get("version"),
              "aliases": ", ".join(m.get("aliases") or []), "task": m.get("task"),
              "dataset": m.get("dataset"), "metric": m.get("primary_metric"),
              "test score": _num(m.get("test_score")),

@@ -139,7 +139,7 @@ def test_a_user_trains_watches_aliases_predicts_and_monitors_in_a_browser(
             # Overview: the aliased model of the registry.
             page.goto(stack["gui"])
             expect(page.get_by_role("heading", name="Overview")).to_be_visible()
-            expect(page.get_by_text("Models holding an alias")).to_be_visible()
+            expect(page.get_by_text("Model versions holding an alias")).to_be_visible()
             _wait_cell(page, "prod")
             page.screenshot(path=shots / "1-overview.png", full_page=True)
 
