@@ -165,10 +165,13 @@ class Client:
 
     def models(self, *, dataset: str | None = None, task: str | None = None,
                alias: str | None = None, metric: str | None = None,
-               limit: int | None = None, offset: int | None = None) -> list[dict[str, Any]]:
+               has_alias: bool = False, limit: int | None = None,
+               offset: int | None = None) -> list[dict[str, Any]]:
         """The latest version of every model (filters as ``GET /v1/models``), by name;
-        ``offset`` skips that many first (paging)."""
-        params = _params(dataset=dataset, task=task, alias=alias, metric=metric, limit=limit,
+        ``has_alias=True``: every version holding an alias instead; ``offset`` skips that
+        many first (paging)."""
+        params = _params(dataset=dataset, task=task, alias=alias, metric=metric,
+                         has_alias="true" if has_alias else None, limit=limit,
                          offset=offset)
         return self._json("GET", "/v1/models", params=params)["data"]
 
@@ -404,6 +407,25 @@ class Client:
                          test_split=None if test_split else "false")
         return self._request("GET", _path("/v1/runs", run_id, "report"), params=params,
                              timeout=timeout).text
+
+    def run_figures(self, run_id: str, *, dataset: str | None = None,
+                    kind: str | None = None, metric: str | None = None, alpha: float = 0.05,
+                    test_split: bool = True, timeout: float | None = 300.0
+                    ) -> list[dict[str, Any]]:
+        """A run's figures (``GET /v1/runs/{id}/figures``), in report order: each a dict
+        with ``kind``, ``dataset`` (None for a figure of the whole run), ``model``,
+        ``title``, ``key`` and ``figure`` (Plotly JSON). ``dataset`` and ``kind`` filter.
+
+        Examples
+        --------
+        >>> import json, plotly.io
+        >>> roc = client.run_figures("3f2a9c", kind="roc")[0]    # doctest: +SKIP
+        >>> fig = plotly.io.from_json(json.dumps(roc["figure"]))    # doctest: +SKIP
+        """
+        params = _params(dataset=dataset, kind=kind, metric=metric, alpha=alpha,
+                         test_split=None if test_split else "false")
+        return self._json("GET", _path("/v1/runs", run_id, "figures"), params=params,
+                          timeout=timeout)["figures"]
 
     def compare(self, run_id: str, metric: str | None = None,
                 alpha: float = 0.05) -> dict[str, Any]:

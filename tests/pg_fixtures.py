@@ -1,9 +1,15 @@
-"""A PostgreSQL server of the test's own, to stop and start at will.
+"""PostgreSQL for the tests: fresh databases on the shared server, or a server of the
+test's own, to stop and start at will.
+
+:func:`shared_postgres_databases`: a factory of fresh, empty databases on the shared
+PostgreSQL (``$FLEETLEARN_TEST_POSTGRES_URL``, default
+``postgresql+psycopg://postgres@127.0.0.1:5432/test``), all dropped afterwards. If it is
+not reachable the test fails, unless ``FLEETLEARN_SKIP_POSTGRES=1`` says to skip.
 
 The shared PostgreSQL on 127.0.0.1:5432 belongs to everyone on the machine and is never
-restarted: a test that needs the registry to go away runs its own server (``initdb`` +
-``pg_ctl`` from the PostgreSQL 15 binaries) in a temp folder on a free port, as the
-``postgres`` user (PostgreSQL refuses to run as root).
+restarted: a test that needs the registry to go away runs its own server
+(:class:`OwnPostgres`: ``initdb`` + ``pg_ctl`` from the PostgreSQL 15 binaries) in a
+temp folder on a free port, as the ``postgres`` user (PostgreSQL refuses to run as root).
 """
 
 from __future__ import annotations
@@ -15,11 +21,63 @@ import socket
 import subprocess
 import tempfile
 import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
+import sqlalchemy as sa
 from live_server import free_port
 
-__all__ = ["OwnPostgres", "pg_binaries"]
+__all__ = ["PG_ADMIN_URL", "OwnPostgres", "pg_binaries", "shared_postgres_databases"]
+
+PG_ADMIN_URL = os.environ.get(
+    "FLEETLEARN_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+
+
+def _postgres_admin_engine() -> sa.Engine:
+    engine = sa.create_engine(
+        PG_ADMIN_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5}
+    )
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+    except sa.exc.OperationalError as exc:
+        engine.dispose()
+        if os.environ.get("FLEETLEARN_SKIP_POSTGRES") == "1":
+            pytest.skip("PostgreSQL tests skipped (FLEETLEARN_SKIP_POSTGRES=1)")
+        pytest.fail(
+            f"PostgreSQL is not reachable at {PG_ADMIN_URL} ({exc.orig}). Start it, point "
+            "FLEETLEARN_TEST_POSTGRES_URL at a server where you may CREATE DATABASE, or set "
+            "FLEETLEARN_SKIP_POSTGRES=1 to skip these tests on purpose.",
+            pytrace=False,
+        )
+    return engine
+
+
+@contextmanager
+def shared_postgres_databases() -> Iterator[Callable[[], str]]:
+    """A factory of fresh, empty databases on the shared PostgreSQL (their URLs), all
+    dropped when the block ends."""
+    admin = _postgres_admin_engine()
+    created: list[str] = []
+
+    def create() -> str:
+        name = f"fleetlearn_test_{uuid.uuid4().hex[:12]}"
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        created.append(name)
+        return admin.url.set(database=name).render_as_string(hide_password=False)
+
+    try:
+        yield create
+    finally:
+        with admin.connect() as conn:
+            for name in created:
+                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
 
 PG_BIN = Path(os.environ.get("FLEETLEARN_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
 

@@ -40,6 +40,8 @@ __all__ = [
     "ModelsPublic",
     "PredictionPublic",
     "ProcessPublic",
+    "RunFigurePublic",
+    "RunFiguresPublic",
     "RunProgress",
     "RunPublic",
     "RunStarted",
@@ -391,6 +393,31 @@ class LeaderboardPublic(BaseModel):
     run_id: str
     status: str
     rows: list[LeaderboardRow]
+
+
+class RunFigurePublic(BaseModel):
+    """One figure of a run's report as Plotly JSON (``plotly.io.from_json`` reads it back;
+    in a browser, ``Plotly.newPlot(div, figure.data, figure.layout)``)."""
+
+    kind: str = Field(examples=["roc"], description="fold-scores, training-curve, "
+                      "learning-curve, cost-quality, confusion, roc, precision-recall, "
+                      "predicted-vs-actual, residuals, importance, trends, "
+                      "critical-difference or inference")
+    dataset: str | None = Field(examples=["iris"], description="The dataset (its name in "
+                                "the run); null for a figure of the whole run")
+    model: str | None = Field(default=None, examples=["logistic_regression"],
+                              description="The model of a per-model figure (a curve, the "
+                              "confusion matrix and importance of the best model)")
+    title: str = Field(examples=["iris: ROC curves (30 test rows)"])
+    key: str = Field(examples=["roc-iris"], description="The figure's id in the HTML report")
+    figure: dict[str, Any] = Field(description="Plotly JSON: {\"data\": [...], "
+                                   "\"layout\": {...}}")
+
+
+class RunFiguresPublic(BaseModel):
+    run_id: str
+    figures: list[RunFigurePublic]
+    count: int
 
 
 _VALUE = {"anyOf": [{"type": "number"}, {"type": "string"}, {"type": "boolean"},

@@ -765,8 +765,15 @@ class Registry(ServingStoreMixin, LaunchStoreMixin):
         dataset: str | None = None,
         task: str | None = None,
         run_id: str | None = None,
+        *,
+        alias: str | None = None,
+        has_alias: bool = False,
+        metric: str | None = None,
+        higher_is_better: bool = True,
+        limit: int | None = None,
+        offset: int = 0,
     ) -> list[ModelVersion]:
-        """List model versions.
+        """List model versions; every filter, the order and the page are the database's.
 
         Parameters
         ----------
@@ -780,6 +787,26 @@ class Registry(ServingStoreMixin, LaunchStoreMixin):
             Only versions trained on a dataset of that task (e.g. ``"classification"``).
         run_id : str, optional
             Only versions registered by that run (exact id).
+        alias : str, optional
+            Instead of each model's latest version, the version its ``alias`` points at
+            (models without that alias are left out; the filters above choose the models).
+        has_alias : bool
+            Every version holding at least one alias (the filters above apply to the
+            version itself), by name then version.
+        metric : str, optional
+            Only versions with a finite test score on ``metric``, best first (ties by
+            name, then version).
+        higher_is_better : bool
+            The direction of ``metric`` (e.g. False for an error).
+        limit, offset : int, optional
+            The page: at most ``limit`` versions after skipping ``offset``.
+
+        Examples
+        --------
+        >>> reg = Registry()    # doctest: +SKIP
+        >>> [mv.ref for mv in reg.list_models(has_alias=True, limit=50)]    # doctest: +SKIP
+        ['iris-knn:2', 'iris-random_forest:1']
+        >>> best = reg.list_models(metric="accuracy", limit=1)    # doctest: +SKIP
         """
         mv = SqlModelVersion
         query = sa.select(mv)
@@ -800,23 +827,61 @@ class Registry(ServingStoreMixin, LaunchStoreMixin):
                 query = query.where(
                     sa.or_(SqlDataset.name == dataset, SqlDataset.fingerprint == dataset, in_run)
                 )
-        if name is None:
+        order: list[Any] = [mv.name, mv.version]
+        if alias is not None:
+            holds = sa.and_(SqlAlias.name == mv.name, SqlAlias.version == mv.version,
+                            SqlAlias.alias == alias)
+            if name is None:
+                # The models the filters choose, each by the version its alias points at
+                # (which the filters need not match).
+                names = query.with_only_columns(mv.name).distinct().scalar_subquery()
+                query = sa.select(mv).join(SqlAlias, holds).where(mv.name.in_(names))
+            else:
+                query = query.join(SqlAlias, holds)
+        elif has_alias:
+            query = query.where(sa.exists().where(SqlAlias.name == mv.name,
+                                                  SqlAlias.version == mv.version))
+        elif name is None:
             latest = (
                 query.with_only_columns(mv.name, sa.func.max(mv.version).label("version"))
                 .group_by(mv.name)
                 .subquery()
             )
-            query = (
-                sa.select(mv)
-                .join(latest, sa.and_(mv.name == latest.c.name, mv.version == latest.c.version))
-                .order_by(mv.name)
-            )
-        else:
-            query = query.order_by(mv.version)
+            query = sa.select(mv).join(
+                latest, sa.and_(mv.name == latest.c.name, mv.version == latest.c.version))
+        if name is not None:
+            order = [mv.version]
+        if metric is not None:
+            score = self._test_score(metric)
+            if score is None:  # a name no JSON path can hold: no version has that score
+                return []
+            query = query.where(score.isnot(None))
+            order = [score.desc() if higher_is_better else score.asc(), *order]
+        query = query.order_by(*order)
+        if offset:
+            query = query.offset(offset)
+        if limit is not None:
+            query = query.limit(limit)
         with self._read() as s:
             rows = list(s.scalars(query))
             aliases = self._aliases_by_version(s, {r.name for r in rows})
             return [_model_version(r, aliases.get((r.name, r.version), ())) for r in rows]
+
+    def _test_score(self, metric: str) -> Any:
+        """SQL for a version's test score on ``metric``: the number, else NULL (missing,
+        null, or not a number). None when ``metric`` cannot be a JSON path key."""
+        column = SqlModelVersion.metrics
+        if self._pg:
+            # One key at a time (-> with a bound text each): any metric name is safe.
+            value = column["test"][metric]
+            return sa.case((sa.func.jsonb_typeof(value) == "number",
+                            value.as_float()))
+        # SQLite's JSON path has no escape for these.
+        if '"' in metric or "\\" in metric:
+            return None
+        path = f'$."test"."{metric}"'
+        return sa.case((sa.func.json_type(column, path).in_(("real", "integer")),
+                        sa.func.json_extract(column, path)))
 
     def get_model_version(
         self, name: str, version: int | None = None, alias: str | None = None

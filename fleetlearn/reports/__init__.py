@@ -13,6 +13,9 @@ its configuration, dataset schemas, significance leaderboards and model lineage
 into one HTML file that opens offline (plotly.js is inlined once);
 ``render_report(registry, run_id)`` returns that HTML as text (what an API route
 serves). Both are built from the read models of :mod:`fleetlearn.insights`.
+``figures_of_run(registry, run_id, dataset=..., kind=...)`` gives the same figures one
+by one, each with its kind (:data:`FIGURE_KINDS`), dataset and model (what
+``GET /v1/runs/{id}/figures`` serves as Plotly JSON and the GUI's Runs page draws).
 """
 
 from __future__ import annotations
@@ -35,10 +38,12 @@ from fleetlearn.reports._figures import (
     trends_figure,
 )
 from fleetlearn.reports._report import (
+    FIGURE_KINDS,
     SECTIONS,
     ReportFigure,
     build_report,
     collect_report,
+    figures_of_run,
     render_html,
     render_report,
     require_png_export,
@@ -49,6 +54,7 @@ from fleetlearn.reports._report import (
 
 __all__ = [
     "COLORS",
+    "FIGURE_KINDS",
     "INFERENCE_FIELDS",
     "SECTIONS",
     "DatasetReport",
@@ -62,6 +68,7 @@ __all__ = [
     "cost_quality_figure",
     "critical_difference_figure",
     "curve_figure",
+    "figures_of_run",
     "fold_scores_figure",
     "inference_figure",
     "permutation_importance_figure",

@@ -21,14 +21,14 @@ import plotly.io as pio
 from plotly.offline import get_plotlyjs
 
 from fleetlearn import __version__
-from fleetlearn.errors import ConfigError
+from fleetlearn.errors import ConfigError, NotFoundError
 from fleetlearn.evaluation import greater_is_better
 from fleetlearn.insights import run_inference
 from fleetlearn.reports import _figures as F
 from fleetlearn.reports._collect import RunReport, collect_run
 
-__all__ = ["ReportFigure", "SECTIONS", "build_report", "collect_report", "render_html",
-           "run_figures", "write_pngs", "write_report"]
+__all__ = ["FIGURE_KINDS", "ReportFigure", "SECTIONS", "build_report", "collect_report",
+           "figures_of_run", "render_html", "run_figures", "write_pngs", "write_report"]
 
 #: Section ids and headings of the report, in order.
 SECTIONS = {
@@ -49,13 +49,32 @@ SECTIONS = {
 }
 
 
+#: The kinds of figure a run has, in report order. Per dataset: scores per fold, the
+#: metric during training (iterative models) or the learning curve, fit time vs score, the
+#: held-out test split (confusion, ROC and precision-recall for classification; predicted
+#: vs actual and residuals for regression), permutation importance, and the dataset's
+#: versions over time. Per run (no dataset): the critical-difference diagram of a task
+#: compared across datasets, and the inference statistics of its served models.
+FIGURE_KINDS = ("critical-difference", "fold-scores", "training-curve", "learning-curve",
+                "cost-quality", "confusion", "roc", "precision-recall",
+                "predicted-vs-actual", "residuals", "importance", "trends", "inference")
+#: Kinds drawn from the held-out test split (the tables and models loaded again).
+TEST_SPLIT_KINDS = frozenset({"confusion", "roc", "precision-recall", "predicted-vs-actual",
+                              "residuals", "importance"})
+
+
 @dataclass(frozen=True)
 class ReportFigure:
-    """One figure of a report: its section, a file-safe key, and the Plotly figure."""
+    """One figure of a report: its section, a file-safe key, the Plotly figure, its kind
+    (one of :data:`FIGURE_KINDS`), and the dataset and model it is about (None for a
+    figure of the whole run, or of every model of a dataset)."""
 
     section: str
     key: str
     figure: Any  # plotly.graph_objects.Figure
+    kind: str
+    dataset: str | None = None
+    model: str | None = None
 
     @property
     def title(self) -> str:
@@ -81,7 +100,7 @@ def run_figures(report: RunReport) -> list[ReportFigure]:
         out.append(ReportFigure("across-datasets", _key("cd", task), F.critical_difference_figure(
             comparison.average_ranks, comparison.critical_difference, comparison.groups,
             title=f"{task}: critical difference diagram (Nemenyi, alpha={comparison.alpha:g}, "
-                  f"{len(comparison.datasets)} datasets)")))
+                  f"{len(comparison.datasets)} datasets)"), "critical-difference"))
     for d in report.datasets:
         board = d.board
         if d.fold_scores:
@@ -91,19 +110,20 @@ def run_figures(report: RunReport) -> list[ReportFigure]:
             out.append(ReportFigure("fold-scores", _key("fold-scores", d.name),
                                     F.fold_scores_figure(d.fold_scores, d.metric, tied, best,
                                                          title=f"{d.name}: {d.metric} per fold "
-                                                               "(each point is one fold)")))
+                                                               "(each point is one fold)"),
+                                    "fold-scores", d.name))
     for d in report.datasets:
         for model, curve in d.curves.items():
             metric = curve.get("metric", "")
             if curve.get("kind") == "learning_curve":
-                title = f"{d.name} / {model}: learning curve ({metric})"
+                kind, title = "learning-curve", f"{d.name} / {model}: learning curve ({metric})"
             else:
-                title = f"{d.name} / {model}: {metric} during training"
+                kind, title = "training-curve", f"{d.name} / {model}: {metric} during training"
             # The journal scores curves on the training rows and on the held-out test rows.
             if curve.get("validation") is not None:
                 title += ", training rows vs held-out test rows"
             out.append(ReportFigure("training-curves", _key("curve", d.name, model),
-                                    F.curve_figure(curve, title=title)))
+                                    F.curve_figure(curve, title=title), kind, d.name, model))
     for d in report.datasets:
         rows = [{"model": r["model"], "fit_time_s": r["fit_time_s"], "score": r["cv_mean"],
                  "tied_with_best": r["tied_with_best"], "is_best": r["rank"] == 1}
@@ -113,7 +133,8 @@ def run_figures(report: RunReport) -> list[ReportFigure]:
                                     F.cost_quality_figure(rows, d.metric,
                                                           greater_is_better(d.metric),
                                                           title=f"{d.name}: fit time vs "
-                                                                f"{d.metric}")))
+                                                                f"{d.metric}"),
+                                    "cost-quality", d.name))
     for d in report.datasets:
         test = d.test
         if test is None or not test.predictions:
@@ -126,22 +147,27 @@ def run_figures(report: RunReport) -> list[ReportFigure]:
                                             test.y_true, test.predictions[test.focus_model],
                                             test.labels,
                                             title=f"{d.name} / {test.focus_model}: confusion "
-                                                  f"matrix ({n})")))
+                                                  f"matrix ({n})"),
+                                        "confusion", d.name, test.focus_model))
             if test.scores:
                 out.append(ReportFigure("test-split", _key("roc", d.name), F.roc_figure(
-                    test.y_true, test.scores, title=f"{d.name}: ROC curves ({n})")))
+                    test.y_true, test.scores, title=f"{d.name}: ROC curves ({n})"), "roc",
+                    d.name))
                 out.append(ReportFigure("test-split", _key("pr", d.name),
                                         F.precision_recall_figure(
                                             test.y_true, test.scores,
-                                            title=f"{d.name}: precision-recall curves ({n})")))
+                                            title=f"{d.name}: precision-recall curves ({n})"),
+                                        "precision-recall", d.name))
         else:
             out.append(ReportFigure("test-split", _key("predicted", d.name),
                                     F.predicted_vs_actual_figure(
                                         test.y_true, test.predictions,
-                                        title=f"{d.name}: predicted vs actual ({n})")))
+                                        title=f"{d.name}: predicted vs actual ({n})"),
+                                    "predicted-vs-actual", d.name))
             out.append(ReportFigure("test-split", _key("residuals", d.name),
                                     F.residuals_figure(test.y_true, test.predictions,
-                                                       title=f"{d.name}: residuals ({n})")))
+                                                       title=f"{d.name}: residuals ({n})"),
+                                    "residuals", d.name))
     for d in report.datasets:
         test = d.test
         if test is not None and test.importance:
@@ -149,16 +175,78 @@ def run_figures(report: RunReport) -> list[ReportFigure]:
                                     F.permutation_importance_figure(
                                         test.importance, d.metric,
                                         title=f"{d.name} / {test.focus_model}: permutation "
-                                              f"feature importance ({test.n_rows} test rows)")))
+                                              f"feature importance ({test.n_rows} test rows)"),
+                                    "importance", d.name, test.focus_model))
     for d in report.datasets:
         if d.trend_points is not None and not d.trend_points.empty:
             out.append(ReportFigure("trends", _key("trends", d.name), F.trends_figure(
                 d.trend_points, d.metric,
                 title=f"{d.name} (fingerprint {d.record.fingerprint[:12]}): test {d.metric} "
-                      "of every registered version over time")))
+                      "of every registered version over time"), "trends", d.name))
     if report.inference:
-        out.append(ReportFigure("inference", "inference", F.inference_figure(report.inference)))
+        out.append(ReportFigure("inference", "inference", F.inference_figure(report.inference),
+                                "inference"))
     return out
+
+
+def figures_of_run(registry: Any, run_id: str, *, dataset: str | None = None,
+                   kind: str | None = None, metric: str | None = None, alpha: float = 0.05,
+                   inference: list[dict[str, Any]] | None = None, test_split: bool = True,
+                   importance_repeats: int = 5, trusted: tuple[str, ...] = ()
+                   ) -> list[ReportFigure]:
+    """The figures of a run's report (:func:`run_figures`), from the registry alone:
+    what ``GET /v1/runs/{id}/figures`` serves and the GUI's Runs page draws.
+
+    Parameters
+    ----------
+    registry : fleetlearn.registry.Registry
+    run_id : str
+        Run id or a unique prefix.
+    dataset : str, optional
+        Only the figures of this dataset of the run (its name in the run).
+    kind : str, optional
+        Only figures of this kind (one of :data:`FIGURE_KINDS`). A kind that is not drawn
+        from the test split skips reloading the tables and models.
+    metric, alpha, inference, test_split, importance_repeats, trusted
+        As in :func:`render_report`.
+
+    Returns
+    -------
+    list of ReportFigure
+        In report order; empty when the run has no figure of that kind (yet).
+
+    Raises
+    ------
+    ConfigError
+        An unknown kind, a bad ``alpha``, a metric that fits none of the run's tasks.
+    NotFoundError
+        No such run, or no such dataset in it.
+
+    Examples
+    --------
+    >>> from fleetlearn.registry import Registry
+    >>> figures = figures_of_run(Registry(), "3f2a9c", kind="roc")    # doctest: +SKIP
+    >>> [(f.dataset, f.title) for f in figures]    # doctest: +SKIP
+    [('iris', 'iris: ROC curves (30 test rows)')]
+    """
+    if kind is not None and kind not in FIGURE_KINDS:
+        raise ConfigError(f"The 'kind' parameter must be one of {', '.join(FIGURE_KINDS)}. "
+                          f"Got {kind!r} instead.")
+    if dataset is not None:
+        run = registry.get_run(run_id)
+        names = [r.name for r in registry.run_datasets(run.id)]
+        if dataset not in names:
+            raise NotFoundError(f"Run {run.id} has no dataset {dataset!r}; its datasets: "
+                                f"{', '.join(names) or 'none'}.")
+    if kind is not None and kind not in TEST_SPLIT_KINDS:
+        test_split = False
+    if inference is None and dataset is None and kind in (None, "inference"):
+        inference = run_inference(registry, run_id) or None
+    report = collect_report(registry, run_id, metric=metric, alpha=alpha, inference=inference,
+                            test_split=test_split, importance_repeats=importance_repeats,
+                            trusted=trusted)
+    return [f for f in run_figures(report)
+            if (dataset is None or f.dataset == dataset) and (kind is None or f.kind == kind)]
 
 
 # ------------------------------------------------------------------------ HTML

@@ -32,8 +32,9 @@ __all__ = [
     "runs_frame",
     "leaderboard_frame",
     "leaderboard_datasets",
-    "cost_quality_figures",
-    "critical_difference_figures",
+    "FIGURE_LABELS",
+    "figure_tabs",
+    "plotly_figure",
     "AcrossDatasets",
     "across_datasets",
     "trend_choices",
@@ -302,46 +303,40 @@ def leaderboard_frame(rows: Sequence[Mapping[str, Any]], dataset: str | None = N
     return pd.DataFrame(out, columns=columns)
 
 
-def cost_quality_figures(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Per dataset, the report's fit time vs CV score figure with its frontier."""
-    from fleetlearn.reports import cost_quality_figure
-
-    figures = {}
-    for name in leaderboard_datasets(rows):
-        part = [r for r in rows if str(r.get("dataset")) == name]
-        metric = str(part[0].get("metric") or "score")
-        points = [{"model": r.get("model"), "fit_time_s": _num(r.get("fit_time_s")),
-                   "score": _num(r.get("cv_mean")), "tied_with_best": r.get("tied_with_best"),
-                   "is_best": r.get("rank") == 1} for r in part]
-        figures[name] = cost_quality_figure(points, metric, greater=_greater(part),
-                                            title=f"{name}: fit time vs {metric}")
-    return figures
+#: Tab labels of the figures' kinds (``GET /v1/runs/{id}/figures``), in report order.
+FIGURE_LABELS = {
+    "fold-scores": "Folds", "training-curve": "Training curves",
+    "learning-curve": "Learning curves", "cost-quality": "Fit time vs score",
+    "confusion": "Confusion matrix", "roc": "ROC", "precision-recall": "Precision-recall",
+    "predicted-vs-actual": "Predicted vs actual", "residuals": "Residuals",
+    "importance": "Importance", "trends": "Trends", "critical-difference":
+    "Critical difference", "inference": "Inference",
+}
 
 
-def _greater(part: Sequence[Mapping[str, Any]]) -> bool:
-    """Whether a larger score is better, read from the ranks the server gave."""
-    ranked = sorted((r for r in part if _num(r.get("cv_mean")) is not None
-                     and r.get("rank") is not None), key=lambda r: r["rank"])
-    if len(ranked) < 2:
-        return True
-    return float(ranked[0]["cv_mean"]) >= float(ranked[-1]["cv_mean"])
+def figure_tabs(figures: Sequence[Mapping[str, Any]], dataset: str | None
+                ) -> list[tuple[str, list[Mapping[str, Any]]]]:
+    """The figures of one dataset (``None``: those of the whole run) grouped by kind, in
+    the server's order: ``[(tab label, [figure, ...]), ...]``.
+
+    >>> figure_tabs([{"kind": "roc", "dataset": "iris"}, {"kind": "fold-scores",
+    ...     "dataset": "iris"}, {"kind": "roc", "dataset": "wine"}], "iris")[0][0]
+    'ROC'
+    """
+    groups: dict[str, list[Mapping[str, Any]]] = {}
+    for f in figures:
+        if f.get("dataset") == dataset:
+            groups.setdefault(str(f.get("kind")), []).append(f)
+    return [(FIGURE_LABELS.get(kind, kind), part) for kind, part in groups.items()]
 
 
-def critical_difference_figures(compare: Mapping[str, Any]) -> dict[str, Any]:
-    """Per task compared across datasets (``GET /v1/runs/{id}/compare``), the report's
-    critical-difference diagram."""
-    from fleetlearn.reports import critical_difference_figure
+def plotly_figure(item: Mapping[str, Any]) -> Any:
+    """A figure of ``GET /v1/runs/{id}/figures`` as a ``plotly.graph_objects.Figure``."""
+    import json
 
-    figures = {}
-    for task, across in (compare.get("across_datasets") or {}).items():
-        ranks = across.get("average_ranks") or {}
-        cd = _num(across.get("critical_difference"))
-        if not ranks or cd is None:
-            continue
-        figures[task] = critical_difference_figure(
-            ranks, cd, groups=across.get("groups") or (),
-            title=f"{task}: critical difference (Nemenyi)")
-    return figures
+    import plotly.io
+
+    return plotly.io.from_json(json.dumps(item["figure"]))
 
 
 @dataclass(frozen=True)
@@ -426,12 +421,13 @@ def trends_view(answer: Mapping[str, Any]) -> tuple[Any, pd.DataFrame, pd.DataFr
 # ------------------------------------------------------------------ models
 
 
-def models_frame(models: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+def models_frame(models: Sequence[Mapping[str, Any]], version_label: str = "latest version"
+                 ) -> pd.DataFrame:
     """``GET /v1/models`` rows: ``name, latest version, aliases, task, dataset, metric,
-    test score, created``."""
-    columns = ["name", "latest version", "aliases", "task", "dataset", "metric",
+    test score, created`` (``version_label`` names the version column)."""
+    columns = ["name", version_label, "aliases", "task", "dataset", "metric",
                "test score", "created"]
-    rows = [{"name": m.get("name"), "latest version": m.get("version"),
+    rows = [{"name": m.get("name"), version_label: m.get("version"),
              "aliases": ", ".join(m.get("aliases") or []), "task": m.get("task"),
              "dataset": m.get("dataset"), "metric": m.get("primary_metric"),
              "test score": _num(m.get("test_score")),

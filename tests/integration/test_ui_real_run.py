@@ -1,8 +1,9 @@
 """The GUI on a run trained on Ray, served by a real API on loopback.
 
 Runs: the leaderboard a user reads is the server's (model names, CV means, confidence
-intervals, the tied-with-best marking), the cost/quality and critical-difference
-figures are the report's builders, and the HTML report downloads. Monitoring: the Ray
+intervals, the tied-with-best marking), the figures are the report's as the server
+draws them (``GET /v1/runs/{id}/figures``; every one of them is counted in
+test_run_figures.py), and the HTML report downloads. Monitoring: the Ray
 node of this session's cluster, its address and CPUs, as ``GET /v1/cluster`` reports it.
 """
 
@@ -96,7 +97,7 @@ def test_runs_page_shows_the_servers_leaderboard_figures_and_report(
     specs = " ".join(c.spec for c in charts)
     assert "iris: fit time vs" in specs
     assert "wine: fit time vs" in specs
-    assert "critical difference (Nemenyi)" in specs  # two classification tables
+    assert "critical difference diagram (Nemenyi" in specs  # two classification tables
 
     at.button(key="report-prepare").click().run()
     assert not at.exception
@@ -134,7 +135,7 @@ def test_compare_page_shows_the_servers_ranks_friedman_and_trends(
         assert scores[0].set_index("dataset")[model].to_dict() == pytest.approx(
             {d: across["scores"][d][model] for d in ("iris", "wine")})
     specs = " ".join(c.proto.spec for c in at.get("plotly_chart"))
-    assert "critical difference (Nemenyi)" in specs
+    assert "critical difference diagram (Nemenyi, alpha=0.05" in specs
 
     # Trends of a dataset: one line per registered model of iris, the same points.
     at.radio(key="trends-by").set_value("a dataset").run()

@@ -140,7 +140,7 @@ def test_a_user_trains_watches_aliases_predicts_and_monitors_in_a_browser(
             # Overview: the aliased model of the registry.
             page.goto(stack["gui"])
             expect(page.get_by_role("heading", name="Overview")).to_be_visible()
-            expect(page.get_by_text("Models holding an alias")).to_be_visible()
+            expect(page.get_by_text("Model versions holding an alias")).to_be_visible()
             _wait_cell(page, "prod")
             page.screenshot(path=shots / "1-overview.png", full_page=True)
 
@@ -180,9 +180,10 @@ def test_a_user_trains_watches_aliases_predicts_and_monitors_in_a_browser(
             _wait_cell(page, board["model"])
             cells = _cells(page)
             assert f"{board['cv_mean']:.4f}"[:5] in " ".join(cells)
-            page.get_by_text("people: fit time vs score").click()
-            expect(page.locator(".js-plotly-plot").first).to_be_visible()
-            assert "fit time vs" in page.locator(".js-plotly-plot").first.inner_text()
+            # The dataset's figures are in tabs, one per kind (GET /v1/runs/{id}/figures).
+            page.get_by_role("tab", name="Fit time vs score").first.click()
+            expect(page.locator(".js-plotly-plot").filter(
+                has_text="people: fit time vs")).to_be_visible()
             page.screenshot(path=shots / "4-runs.png", full_page=True)
 
             # Models: set an alias on the new model.

@@ -15,15 +15,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from pg_fixtures import shared_postgres_databases
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
-PG_ADMIN_URL = os.environ.get(
-    "FLEETLEARN_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 N_WORKERS = 4
 N_CALLS = 25
 MODEL = "shared-model"
@@ -33,46 +30,11 @@ BARRIER_TIMEOUT_S = 120
 SPAWN = mp.get_context("spawn")  # fresh interpreters: no inherited connections or locks
 
 
-def _postgres_admin_engine() -> sa.Engine:
-    engine = sa.create_engine(
-        PG_ADMIN_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5}
-    )
-    try:
-        with engine.connect() as conn:
-            conn.exec_driver_sql("SELECT 1")
-    except sa.exc.OperationalError as exc:
-        engine.dispose()
-        if os.environ.get("FLEETLEARN_SKIP_POSTGRES") == "1":
-            pytest.skip("PostgreSQL tests skipped (FLEETLEARN_SKIP_POSTGRES=1)")
-        pytest.fail(
-            f"PostgreSQL is not reachable at {PG_ADMIN_URL} ({exc.orig}). Start it, point "
-            "FLEETLEARN_TEST_POSTGRES_URL at a server where you may CREATE DATABASE, or set "
-            "FLEETLEARN_SKIP_POSTGRES=1 to skip these tests on purpose.",
-            pytrace=False,
-        )
-    return engine
-
-
 @pytest.fixture
 def new_postgres_url() -> Iterator[Callable[[], str]]:
     """A factory of fresh, empty PostgreSQL databases, all dropped after the test."""
-    admin = _postgres_admin_engine()
-    created: list[str] = []
-
-    def create() -> str:
-        name = f"fleetlearn_test_{uuid.uuid4().hex[:12]}"
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-        created.append(name)
-        return admin.url.set(database=name).render_as_string(hide_password=False)
-
-    try:
+    with shared_postgres_databases() as create:
         yield create
-    finally:
-        with admin.connect() as conn:
-            for name in created:
-                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
 
 
 @pytest.fixture

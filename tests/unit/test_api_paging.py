@@ -50,6 +50,33 @@ def test_models_pages_cover_every_model_once_by_name(client: TestClient, registr
     assert pages[1] == everything[2:4]  # the same rows, scores and all
 
 
+def test_versions_holding_an_alias_page_by_name_and_version(
+        client: TestClient, registry: Registry, models: ServingModels) -> None:
+    # toy-logreg: prod on version 1 (the serving registry's), staging on a new version 2;
+    # house-ridge: its only version gets champion.
+    register(registry, "toy-logreg", models.pipelines["toy-logreg"], models.datasets["toy"])
+    registry.set_alias("toy-logreg", "staging", 2)
+    registry.set_alias("house-ridge", "champion", 1)
+    expected = [("house-ridge", 1, ["champion"]), ("toy-logreg", 1, ["prod"]),
+                ("toy-logreg", 2, ["staging"])]
+    rows = client.get("/v1/models", params={"has_alias": "true"}).json()["data"]
+    assert [(r["name"], r["version"], r["aliases"]) for r in rows] == expected
+    pages = [client.get("/v1/models", params={"has_alias": "true", "limit": 2, "offset": o})
+             .json() for o in (0, 2, 4)]
+    assert [p["count"] for p in pages] == [2, 1, 0]
+    assert [(r["name"], r["version"]) for p in pages for r in p["data"]] == [
+        e[:2] for e in expected]
+    toy = client.get("/v1/models", params={"has_alias": "true", "dataset": "toy"}).json()
+    assert [(r["name"], r["version"]) for r in toy["data"]] == [e[:2] for e in expected[1:]]
+    # Without it: still the latest version of each model.
+    latest = client.get("/v1/models").json()["data"]
+    assert ("toy-logreg", 2) in [(r["name"], r["version"]) for r in latest]
+    assert ("toy-logreg", 1) not in [(r["name"], r["version"]) for r in latest]
+    bad = client.get("/v1/models", params={"has_alias": "maybe"})
+    assert bad.status_code == 422
+    assert "has_alias" in bad.text
+
+
 def test_negative_offset_is_422(client: TestClient) -> None:
     for route in ("/v1/runs", "/v1/models"):
         response = client.get(route, params={"offset": -1})

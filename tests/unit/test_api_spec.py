@@ -161,10 +161,10 @@ def test_ray_serve_replicas_mount_prediction_and_read_routes_only(tmp_path: Path
               ("post", "/v1/runs/{run_id}/cancel"), ("post", "/v1/runs/{run_id}/resume"),
               ("post", "/v1/datasets/examples/{name}")}
     # The report is a read, but a heavy one that reloads the run's tables: API servers
-    # only (see fleetlearn/api/routes/reports.py); so is a table's profile, which reads
-    # it whole, and the examples, which only matter to training.
-    heavy = {("get", "/v1/runs/{run_id}/report"), ("get", "/v1/datasets/{name}/profile"),
-             ("get", "/v1/datasets/examples")}
+    # only (see fleetlearn/api/routes/reports.py), as are its figures; so is a table's
+    # profile, which reads it whole, and the examples, which only matter to training.
+    heavy = {("get", "/v1/runs/{run_id}/report"), ("get", "/v1/runs/{run_id}/figures"),
+             ("get", "/v1/datasets/{name}/profile"), ("get", "/v1/datasets/examples")}
     everything = {(m, p) for m, p, _ in _operations(full)}
     on_replica = {(m, p) for m, p, _ in _operations(replica)}
     assert writes | heavy <= everything

@@ -6,6 +6,7 @@ them). The end-to-end report of a real training run is in tests/integration.
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from pathlib import Path
@@ -14,9 +15,20 @@ import numpy as np
 import pytest
 from plotly.offline import get_plotlyjs
 
+from fleetlearn.api import create_app
 from fleetlearn.cli import main
+from fleetlearn.errors import ConfigError, NotFoundError
 from fleetlearn.registry import Registry
-from fleetlearn.reports import SECTIONS, build_report, collect_run, render_html, run_figures
+from fleetlearn.reports import (
+    FIGURE_KINDS,
+    SECTIONS,
+    build_report,
+    collect_run,
+    figures_of_run,
+    render_html,
+    run_figures,
+)
+from fleetlearn.serving import ServeSettings
 from fleetlearn.training import run_leaderboard
 
 MODELS = {"strong": 0.90, "close": 0.895, "weak": 0.70}
@@ -156,6 +168,59 @@ def test_report_figures_and_notes(run_id: str) -> None:
     assert all(d.test is None for d in data.datasets)
     html = render_html(data)
     assert html.startswith("<!DOCTYPE html>")
+
+
+def test_figures_of_run_name_their_kind_dataset_and_model(run_id: str) -> None:
+    reg = Registry()
+    figures = figures_of_run(reg, run_id)
+    assert [f.key for f in figures] == [f.key for f in run_figures(collect_run(reg, run_id))]
+    assert (figures[0].kind, figures[0].dataset) == ("critical-difference", None)
+    for name in ("d1", "d2", "d3"):
+        assert {f.kind for f in figures if f.dataset == name} == {
+            "fold-scores", "learning-curve", "cost-quality"}
+    assert {f.kind for f in figures} <= set(FIGURE_KINDS)
+    curves = figures_of_run(reg, run_id, dataset="d2", kind="learning-curve")
+    assert sorted(f.model for f in curves) == sorted(MODELS)
+    assert all(f.title == f"d2 / {f.model}: learning curve (accuracy), training rows vs "
+               "held-out test rows" for f in curves)
+    assert figures_of_run(reg, run_id, kind="roc") == []  # no final model: no test split
+    with pytest.raises(NotFoundError, match="no dataset 'nope'; its datasets: d1, d2, d3"):
+        figures_of_run(reg, run_id, dataset="nope")
+    with pytest.raises(ConfigError, match="The 'kind' parameter must be one of"):
+        figures_of_run(reg, run_id, kind="pie")
+
+
+def test_figures_route_answers_plotly_json_and_json_errors(run_id: str) -> None:
+    from typing import get_args
+
+    from fastapi.testclient import TestClient
+
+    from fleetlearn.api.routes.reports import FigureKind
+
+    assert get_args(FigureKind) == FIGURE_KINDS  # the route offers every kind, no more
+    with TestClient(create_app(ServeSettings())) as http:
+        r = http.get(f"/v1/runs/{run_id[:6]}/figures", params={"dataset": "d1"})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["run_id"] == run_id
+        assert body["count"] == len(body["figures"]) == 5  # folds, 3 learning curves, cost
+        folds = next(f for f in body["figures"] if f["kind"] == "fold-scores")
+        assert folds["title"] == "d1: accuracy per fold (each point is one fold)"
+        assert [t["name"].split(" (")[0] for t in folds["figure"]["data"]] == [
+            "strong", "close", "weak"]
+        # One point per fold (Plotly JSON writes a float array as base64 "bdata").
+        points = [np.frombuffer(base64.b64decode(t["y"]["bdata"]), t["y"]["dtype"])
+                  if isinstance(t["y"], dict) else t["y"] for t in folds["figure"]["data"]]
+        assert [len(p) for p in points] == [5, 5, 5]
+        missing = http.get("/v1/runs/000000000000/figures")
+        assert missing.status_code == 404
+        assert missing.json()["error"] == "NotFoundError"
+        no_dataset = http.get(f"/v1/runs/{run_id}/figures", params={"dataset": "d9"})
+        assert no_dataset.status_code == 404
+        assert "no dataset 'd9'" in no_dataset.json()["detail"]
+        bad = http.get(f"/v1/runs/{run_id}/figures", params={"kind": "pie"})
+        assert bad.status_code == 422
+        assert bad.json()["error"] == "ValidationError"
 
 
 def test_report_cli(capsys: pytest.CaptureFixture[str], tmp_path: Path, run_id: str) -> None:

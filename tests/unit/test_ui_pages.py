@@ -94,6 +94,31 @@ def test_overview_shows_runs_aliases_and_live_traffic(api: str, registry: Regist
     assert _metric(at, "error rate") == "0.0 %"
 
 
+def test_overview_pages_through_every_version_holding_an_alias(
+        api: str, registry: Registry, models: ServingModels) -> None:
+    # 52 aliased versions: on old versions too (prod stays on toy-logreg:1 after a
+    # version 2), so the first page of latest models would not show them all.
+    register(registry, "toy-logreg", models.pipelines["toy-logreg"], models.datasets["toy"])
+    for i in range(views.PAGE_SIZE + 1):
+        name = f"bulk-{i:03d}"
+        register(registry, name, models.pipelines["house-ridge"], models.datasets["house"],
+                 lineage=False)
+        registry.set_alias(name, "champion", 1)
+    expected = [(mv.name, mv.version) for mv in registry.list_models(has_alias=True)]
+    assert len(expected) == views.PAGE_SIZE + 2
+    assert ("toy-logreg", 1) in expected
+    at = _app()
+    first = _frame_with(at, "aliases")
+    assert list(zip(first["name"], first["version"], strict=True)) == expected[:views.PAGE_SIZE]
+    at.button(key="overview-aliased-next").click().run()
+    assert not at.exception
+    second = _frame_with(at, "aliases")
+    assert list(zip(second["name"], second["version"], strict=True)) == \
+        expected[views.PAGE_SIZE:]
+    assert second.set_index("name").loc["toy-logreg", "aliases"] == "prod"
+    assert at.button(key="overview-aliased-next").disabled
+
+
 # ------------------------------------------------------------------ runs
 
 

@@ -50,30 +50,28 @@ def list_models(
     task: Annotated[str | None, Query(pattern="^(classification|regression)$")] = None,
     alias: Annotated[str | None, Query(description="Only models with this alias; "
                                        "the aliased version is listed")] = None,
+    has_alias: Annotated[bool, Query(description="Every version holding an alias (several "
+                                     "per model when its aliases point at different "
+                                     "versions), by name then version")] = False,
     metric: Annotated[str | None, Query(description="Only versions scored on this test "
                                         "metric, best first")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
     offset: Annotated[int, Query(ge=0, description="Skip this many models first (paging: "
                                  "the next page is offset + limit)")] = 0,
 ) -> dict[str, Any]:
-    versions = state.registry.list_models(dataset=dataset, task=task)
-    if alias is not None:
-        picked = []
-        for mv in versions:
-            target = state.registry.aliases(mv.name).get(alias)
-            if target is not None:
-                picked.append(state.registry.get_model_version(mv.name, version=target))
-        versions = picked
+    best_high = True
     if metric is not None:
-        versions = [mv for mv in versions if score_of(mv, metric) is not None]
         try:
             best_high = greater_is_better(metric)
         except FleetlearnError:
-            best_high = True
-        versions.sort(key=lambda mv: score_of(mv, metric) or 0.0, reverse=best_high)
+            pass  # a metric fleetlearn does not know: higher is better, as for scores
+    # Filters, order and page in SQL: a page costs the same with 10 or 100,000 versions.
+    versions = state.registry.list_models(
+        dataset=dataset, task=task, alias=alias, has_alias=has_alias, metric=metric,
+        higher_is_better=best_high, limit=limit, offset=offset)
     datasets = {}
     rows = []
-    for mv in versions[offset:offset + limit]:
+    for mv in versions:
         if mv.dataset_id is not None and mv.dataset_id not in datasets and mv.run_id:
             for d in state.registry.run_datasets(mv.run_id):
                 datasets[d.id] = d

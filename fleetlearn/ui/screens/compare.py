@@ -27,8 +27,12 @@ with across_tab:
                                  value=0.05, key="compare-alpha")
         compare = call(f"compare the models of run {run_id}",
                        lambda c: c.compare(run_id, alpha=alpha), stop=False) or {}
-        figures = views.critical_difference_figures(compare)
         tasks = views.across_datasets(compare)
+        # The report's diagram, drawn by the server at the same α (one per task).
+        diagrams = call(f"draw the critical-difference diagrams of run {run_id}",
+                        lambda c: c.run_figures(run_id, kind="critical-difference",
+                                                alpha=alpha), stop=False) if tasks else []
+        figures = {str(f["key"]).removeprefix("cd-"): f for f in diagrams or []}
         for part in tasks:
             st.subheader(f"{part.task}: {part.datasets} datasets, on {part.metric}")
             st.markdown(part.friedman_text)
@@ -37,7 +41,8 @@ with across_tab:
                            f"{part.critical_difference:.2f} ranks. Models whose average "
                            "ranks differ by less share a group and a bar in the diagram.")
             if part.task in figures:
-                st.plotly_chart(figures[part.task], key=f"compare-cd-{part.task}")
+                st.plotly_chart(views.plotly_figure(figures[part.task]),
+                                key=f"compare-cd-{part.task}")
             ranks_col, scores_col = st.columns([1, 2])
             ranks_col.dataframe(part.ranks, hide_index=True, key=f"compare-ranks-{part.task}")
             scores_col.dataframe(part.scores, hide_index=True,

@@ -1,4 +1,5 @@
-"""Overview: the cluster at a glance, recent runs, models holding an alias, traffic."""
+"""Overview: the cluster at a glance, recent runs, every model version holding an alias
+(paged on the server), traffic."""
 
 from __future__ import annotations
 
@@ -6,9 +7,11 @@ import streamlit as st
 
 from fleetlearn.ui import _views as views
 from fleetlearn.ui._session import call
+from fleetlearn.ui._widgets import paged_table
 
 #: Runs shown here (the Runs page pages through all of them).
 RECENT_RUNS = 10
+ALIASED_PAGE_STATE = "overview_aliased_page"
 #: Seconds of traffic the request and error rates are computed over.
 TRAFFIC_WINDOW_S = 300.0
 
@@ -37,10 +40,16 @@ if runs:
 else:
     st.info("No run yet: start one with fleetlearn train, or POST /v1/runs.")
 
-st.subheader("Models holding an alias")
-models = call("list the models", lambda c: c.models()) or []
-aliased = [m for m in models if m.get("aliases")]
-if aliased:
-    st.dataframe(views.models_frame(aliased), hide_index=True, key="overview-aliased")
+st.subheader("Model versions holding an alias")
+# Every such version, paged on the server (GET /v1/models?has_alias=true): a model whose
+# aliases point at different versions is listed once per version.
+page = int(st.session_state.get(ALIASED_PAGE_STATE, 0))
+aliased = call("list the versions holding an alias", lambda c: c.models(
+    has_alias=True, limit=views.PAGE_SIZE, offset=page * views.PAGE_SIZE)) or []
+_, more, label = views.page_window(page, len(aliased))
+if aliased or page > 0:
+    paged_table(views.models_frame(aliased, version_label="version"), key="overview-aliased",
+                page_state=ALIASED_PAGE_STATE, page=page, more=more,
+                caption=f"{label}, by name and version", back="Previous", forward="Next")
 else:
-    st.info(f"None of the {len(models)} model(s) holds an alias yet (Models page: set one).")
+    st.info("No model version holds an alias yet (Models page: set one).")

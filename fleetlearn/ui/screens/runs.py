@@ -11,6 +11,7 @@ from fleetlearn.ui._widgets import paged_table
 
 PAGE_STATE = "runs_page"
 REPORT_STATE = "runs_report"  # (run id, html): one report held at a time
+FIGURES_STATE = "runs_figures"  # ((run id, status, units done), figures): one run's held
 
 st.title("Runs")
 
@@ -51,30 +52,56 @@ if not rows:
     st.info("No result yet: the leaderboard fills in as the run's units finish.")
     st.stop()
 
+# The figures are the report's, drawn by the server (GET /v1/runs/{id}/figures): held
+# per run and progress, since every click on the page runs this script again and the
+# test-split figures take the server seconds.
+held_figures = st.session_state.get(FIGURES_STATE)
+version = (run_id, run["status"], progress.get("units_done"))
+if held_figures is not None and held_figures[0] == version:
+    figures = held_figures[1]
+else:
+    with st.spinner("The server is drawing the run's figures…"):
+        figures = call(f"draw the figures of run {run_id}",
+                       lambda c: c.run_figures(run_id), stop=False)
+    if figures is not None:
+        st.session_state[FIGURES_STATE] = (version, figures)
+    figures = figures or []
+
+
+def draw(tabs: list[tuple[str, list]], where: str) -> None:
+    if not tabs:
+        return
+    for tab, (_, part) in zip(st.tabs([label for label, _ in tabs]), tabs, strict=True):
+        with tab:
+            for item in part:
+                st.plotly_chart(views.plotly_figure(item), key=f"{where}-{item['key']}")
+
+
 st.subheader("Leaderboard")
 st.caption("Ranked by the mean cross-validated score. 'tied with best': not significantly "
            "different from the best (corrected resampled t-test, Holm-adjusted, α = 0.05); "
-           "the 95 % confidence interval is over the folds.")
-figures = views.cost_quality_figures(rows)
+           "the 95 % confidence interval is over the folds. Below each table, the "
+           "dataset's figures: scores per fold, training and learning curves, fit time vs "
+           "score, the held-out test split (confusion, ROC and precision-recall, or "
+           "predicted vs actual and residuals), permutation importance, trends.")
 for dataset in views.leaderboard_datasets(rows):
     st.markdown(f"**{dataset}**")
     st.dataframe(views.leaderboard_frame(rows, dataset), hide_index=True,
                  key=f"board-{dataset}")
-    with st.expander(f"{dataset}: fit time vs score"):
-        st.plotly_chart(figures[dataset], key=f"cost-{dataset}")
+    draw(views.figure_tabs(figures, dataset), f"fig-{dataset}")
 
 compare = call(f"compare the models of run {run_id}", lambda c: c.compare(run_id),
                stop=False) or {}
-for task, figure in views.critical_difference_figures(compare).items():
-    st.subheader(f"Across datasets ({task})")
-    st.plotly_chart(figure, key=f"cd-{task}")
+run_wide = views.figure_tabs(figures, None)
+if run_wide:
+    st.subheader("Across datasets and serving")
+    draw(run_wide, "fig-run")
 for note in compare.get("notes") or []:
     st.caption(note)
 
 st.subheader("Report")
-st.caption("Every figure of the run (folds, training and learning curves, confusion, ROC "
-           "and precision-recall or residuals, importance) in one HTML file that opens "
-           "offline.")
+st.caption("Every figure above with the run's configuration, schemas and lineage, in one "
+           "HTML file that opens offline.")
 held = st.session_state.get(REPORT_STATE)
 if held is not None and held[0] == run_id:
     st.download_button("Download the HTML report", held[1], file_name=f"report-{run_id}.html",
