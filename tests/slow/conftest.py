@@ -56,3 +56,17 @@ def kill_processes_mentioning(text: str) -> None:
 # The real process cluster (tests/cluster_fixtures.py): `process_cluster(workers=2, ...)`.
 process_cluster = cluster_fixtures.process_cluster
 redis_server = cluster_fixtures.redis_server
+
+
+@pytest.fixture(autouse=True)
+def _ray_security_env_restored() -> Iterator[None]:
+    """A test whose driver joined a TLS + token cluster in this process (connect_ray
+    takes the cluster's variables for good) must not leave them to the next test's
+    embedded Ray."""
+    from fleetlearn.security import use_ray_security
+    from fleetlearn.security._ray_auth import AUTH_ENV, TLS_ENV
+
+    saved = {k: os.environ[k] for k in (*TLS_ENV, *AUTH_ENV) if k in os.environ}
+    yield
+    if {k: os.environ[k] for k in (*TLS_ENV, *AUTH_ENV) if k in os.environ} != saved:
+        use_ray_security(saved)
