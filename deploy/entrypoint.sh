@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The roles of the fleetlearn image: head | worker | api | serve | <any command>.
+# The roles of the fleetlearn image: head | worker | api | serve | ui | <any command>.
 #
 #   head    Ray head (GCS; no CPUs by default, so work and replicas land on workers),
 #           GCS state in Redis when RAY_REDIS_ADDRESS is set.
@@ -10,6 +10,9 @@
 #           the drivers it launches have a raylet beside them (a Ray driver needs one).
 #   serve   `fleetlearn serve --ray`: deploys the API's Ray Serve replicas on the workers
 #           (a proxy on every node, port 8001); also a node with no CPUs.
+#   ui      `fleetlearn ui` (Streamlit) on 0.0.0.0:8501, a thin client of the API at
+#           $FLEETLEARN_URL (http://api:8000) with $FLEETLEARN_API_KEY, once that API
+#           answers; not a Ray node.
 # Settings come from the environment (docker-compose.yml sets them; docs/docker.md).
 set -euo pipefail
 
@@ -95,6 +98,21 @@ case "$role" in
     exec fleetlearn serve --ray --address "$head_address" --host 0.0.0.0 \
       --port "${FLEETLEARN_SERVE_HTTP_PORT:-8001}" \
       --replicas "${FLEETLEARN_SERVE_REPLICAS:-2}" "$@"
+    ;;
+  ui)
+    # The API answers only once it has a key (need_key above): wait for it here, saying
+    # so once, instead of `fleetlearn ui` exiting on an unreachable server and
+    # crash-looping (a compose "healthy" condition would stall `up` until the first key).
+    api_url="${FLEETLEARN_URL:-http://api:8000}"
+    said=0
+    until curl -fsS -o /dev/null --max-time 5 "$api_url/healthz"; do
+      if [ "$said" = 0 ]; then
+        echo "fleetlearn: the GUI waits for the API at $api_url to answer" >&2
+        said=1
+      fi
+      sleep 3
+    done
+    exec fleetlearn ui --api "$api_url" --host 0.0.0.0 --port "${FLEETLEARN_UI_PORT:-8501}" "$@"
     ;;
   *)
     exec "$role" "$@"

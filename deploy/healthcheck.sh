@@ -12,5 +12,6 @@ case "$role" in
   api)    curl -fsS -o /dev/null --max-time 5 "http://127.0.0.1:${FLEETLEARN_API_PORT:-8000}/healthz" ;;
   serve)  # the deployer is up (the replicas answer on every node's proxy)
     grep -qa -- '--ray' /proc/[0-9]*/cmdline 2>/dev/null ;;
+  ui)     curl -fsS -o /dev/null --max-time 5 "http://127.0.0.1:${FLEETLEARN_UI_PORT:-8501}/_stcore/health" ;;
   *)      true ;;
 esac

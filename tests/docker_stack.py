@@ -13,7 +13,7 @@ Interface (``tests/docker/conftest.py`` builds on it):
   ``logs()``, ``down()`` (``down -v``: containers, network and volumes).
 
 The containers are reached from this machine at their bridge addresses (no port of
-theirs is published but the API's, on 127.0.0.1).
+theirs is published but the API's and the GUI's, on 127.0.0.1, each on a free port).
 """
 
 from __future__ import annotations
@@ -133,12 +133,14 @@ class ComposeStack:
         self.subnet_prefix = f"172.30.{octet}"
         self.head_ip = f"{self.subnet_prefix}.10"
         self.api_port = _free_port()
+        self.ui_port = _free_port()  # the GUI's (the ui service), on 127.0.0.1 too
         self.postgres_password = secrets.token_urlsafe(16)
         self.env_file = self.folder / "stack.env"
         self.env_file.write_text("\n".join([
             f"POSTGRES_PASSWORD={self.postgres_password}",
             f"REDIS_PASSWORD={secrets.token_urlsafe(16)}",
             f"FLEETLEARN_API_PORT={self.api_port}",
+            f"FLEETLEARN_UI_PORT={self.ui_port}",
             f"FLEETLEARN_SUBNET={self.subnet_prefix}.0/24",
             f"FLEETLEARN_IP_RANGE={self.subnet_prefix}.128/25",
             f"FLEETLEARN_HEAD_IP={self.head_ip}",
@@ -147,6 +149,7 @@ class ComposeStack:
             *(f"{k}={v}" for k, v in self.env.items()), ""]))
         self.log = self.folder / "compose.log"
         self.api_url = f"http://127.0.0.1:{self.api_port}"
+        self.ui_url = f"http://127.0.0.1:{self.ui_port}"
         self.api_key: str | None = None
         self.model: dict[str, Any] = {}
         self.timings: dict[str, float] = {}

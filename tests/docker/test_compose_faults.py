@@ -100,14 +100,16 @@ def test_a_missing_secret_stops_compose_with_a_message_naming_it(tmp_path: Path)
 def test_the_stack_answers_and_a_worker_started_later_joins_and_gets_tasks(
         stack: ComposeStack) -> None:
     client = api(stack)
-    # The API is published on 127.0.0.1 only; nothing else of the stack is.
+    # The API and the GUI are published on 127.0.0.1 only; nothing else of the stack is.
     published = {c: stack.inspect(c)["NetworkSettings"]["Ports"] for s in
-                 ("ray-head", "ray-worker", "api", "serve", "redis", "postgres")
-                 for c in stack.containers(s)}
+                 ("ray-head", "ray-worker", "api", "ui", "serve", "redis", "postgres")
+                 for c in stack.containers(s, running_only=False)}
     bound = {c: [(b["HostIp"], b["HostPort"]) for ports in p.values() if ports for b in ports]
              for c, p in published.items()}
     assert {c: b for c, b in bound.items() if b} == {
-        stack.containers("api")[0]: [("127.0.0.1", str(stack.api_port))]}, bound
+        stack.containers("api")[0]: [("127.0.0.1", str(stack.api_port))],
+        stack.containers("ui", running_only=False)[0]: [("127.0.0.1", str(stack.ui_port))],
+    }, bound
     info = client.cluster()
     assert info["reachable"] is True, info
     assert info["mode"] == "cluster"

@@ -1,5 +1,6 @@
 """deploy/ read as files (no Docker here): the scripts parse and refuse bad options in one
-line, and the compose stack keeps its promises: only the API published, on 127.0.0.1;
+line, and the compose stack keeps its promises: only the API and the GUI published, on
+127.0.0.1 (the GUI a client of the API, with its key from the env file);
 no secret written in it; every Ray node with the reconnect timeout a long head outage
 needs; the workers joining by the head's service name. tests/docker runs it for real."""
 
@@ -53,15 +54,45 @@ def test_an_empty_extra_ca_folder_is_refused(tmp_path: Path) -> None:
     assert "no *.crt file" in done.stderr
 
 
-def test_only_the_api_is_published_and_on_loopback(compose: dict[str, Any]) -> None:
+def test_only_the_api_and_the_ui_are_published_and_on_loopback(
+        compose: dict[str, Any]) -> None:
     published = {name: s.get("ports", []) for name, s in compose["services"].items()
                  if s.get("ports")}
     # prometheus is published too, but only under its opt-in profile.
-    assert set(published) == {"api", "prometheus"}
+    assert set(published) == {"api", "ui", "prometheus"}
     assert compose["services"]["prometheus"]["profiles"] == ["observability"]
     for ports in published.values():
         for port in ports:
             assert port.startswith(("${FLEETLEARN_API_BIND:-127.0.0.1}:", "127.0.0.1:")), port
+    # The GUI acts with its key for whoever reaches it: loopback only, not configurable.
+    assert published["ui"] == ["127.0.0.1:${FLEETLEARN_UI_PORT:-8501}:8501"]
+
+
+def test_the_ui_is_a_client_of_the_api_with_its_key_from_the_env_file(
+        compose: dict[str, Any]) -> None:
+    ui = compose["services"]["ui"]
+    assert ui["image"] == compose["services"]["api"]["image"]  # the same image
+    assert ui["command"] == ["ui"]
+    assert ui["environment"] == {"FLEETLEARN_URL": "http://api:8000",
+                                 "FLEETLEARN_API_KEY": "${FLEETLEARN_UI_API_KEY:-}"}
+    # Started after the API, not after it is healthy: the API turns healthy only once it
+    # has a key, which `keys create` makes after `up`; the role waits for it instead.
+    assert ui["depends_on"] == ["api"]
+    assert "profiles" not in ui  # part of the default stack
+    assert "# FLEETLEARN_UI_API_KEY=" in (DEPLOY / ".env.example").read_text()
+    # The role: fleetlearn ui on every interface of the container, port 8501, and the
+    # image's HEALTHCHECK asks Streamlit's health endpoint.
+    entrypoint = (DEPLOY / "entrypoint.sh").read_text()
+    role = entrypoint[entrypoint.index("\n  ui)"):entrypoint.index("\n  *)")]
+    assert 'until curl -fsS -o /dev/null --max-time 5 "$api_url/healthz"' in role
+    assert ('exec fleetlearn ui --api "$api_url" --host 0.0.0.0 --port '
+            '"${FLEETLEARN_UI_PORT:-8501}" "$@"') in role
+    health = (DEPLOY / "healthcheck.sh").read_text()
+    ui_check = next(line for line in health.splitlines() if line.strip().startswith("ui)"))
+    assert "curl -fsS" in ui_check
+    assert '127.0.0.1:${FLEETLEARN_UI_PORT:-8501}/_stcore/health' in ui_check
+    # The image holds Streamlit (the ui extra of pyproject.toml).
+    assert 'p["optional-dependencies"]["ui"]' in (DEPLOY / "Dockerfile").read_text()
 
 
 def test_no_secret_is_written_in_the_stack(compose: dict[str, Any]) -> None:
