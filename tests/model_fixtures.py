@@ -30,6 +30,7 @@ from fleetlearn.model import build_pipeline
 from fleetlearn.registry import ModelVersion, Registry
 
 __all__ = [
+    "iris_frame",
     "mixed_frame",
     "regression_frame",
     "fit",
@@ -41,6 +42,17 @@ __all__ = [
     "unseen_rows",
     "rows_for",
 ]
+
+
+def iris_frame() -> pd.DataFrame:
+    """scikit-learn's iris with its label as names: a ``species`` column of setosa,
+    versicolor and virginica (the table most tests train and predict on)."""
+    from sklearn.datasets import load_iris
+
+    frame = load_iris(as_frame=True).frame.rename(columns={"target": "species"})
+    frame["species"] = frame["species"].map(dict(enumerate(["setosa", "versicolor",
+                                                              "virginica"])))
+    return frame
 
 
 def mixed_frame(n: int = 120, seed: int = 0) -> pd.DataFrame:

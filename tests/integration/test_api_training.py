@@ -16,7 +16,8 @@ import ray
 from gated_models import open_all, open_ticket, wait_until
 from gated_models import started as started_fits
 from live_server import free_port, serving
-from sklearn.datasets import load_iris, make_classification
+from model_fixtures import iris_frame
+from sklearn.datasets import make_classification
 
 import fleetlearn
 from fleetlearn.api import create_app
@@ -40,9 +41,8 @@ def served(home: Path) -> Iterator[Client]:
 
 
 def _iris_csv(folder: Path) -> Path:
-    frame = load_iris(as_frame=True).frame
+    frame = iris_frame()
     frame.columns = ["sepal_length", "sepal_width", "petal_length", "petal_width", "species"]
-    frame["species"] = frame["species"].map({0: "setosa", 1: "versicolor", 2: "virginica"})
     path = folder / "iris.csv"
     frame.to_csv(path, index=False)
     return path

@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from live_server import free_port, serving
-from sklearn.datasets import load_diabetes, load_iris, load_wine
+from model_fixtures import iris_frame
+from sklearn.datasets import load_diabetes, load_wine
 
 import fleetlearn
 import fleetlearn.training
@@ -52,8 +53,7 @@ def _train(tables: dict[str, Path], seed: int) -> str:
 @pytest.fixture(scope="module")
 def tables(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("report-tables")
-    iris = load_iris(as_frame=True).frame.rename(columns={"target": "species"})
-    iris["species"] = iris["species"].map({0: "setosa", 1: "versicolor", 2: "virginica"})
+    iris = iris_frame()
     paths = {"iris": folder / "iris.csv", "wine": folder / "wine.csv",
              "diabetes": folder / "diabetes.csv"}
     iris.to_csv(paths["iris"], index=False)

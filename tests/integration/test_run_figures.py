@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 import ray
 from live_server import free_port, serving
-from sklearn.datasets import load_diabetes, load_iris, load_wine
+from model_fixtures import iris_frame
+from sklearn.datasets import load_diabetes, load_wine
 from streamlit.testing.v1 import AppTest
 
 import fleetlearn
@@ -44,8 +45,7 @@ def served(tmp_path_factory: pytest.TempPathFactory, ray_session: Any
     """One finished run on iris, wine (classification) and diabetes (regression), and the
     API over its registry on a loopback port: (url, run id)."""
     folder = tmp_path_factory.mktemp("figures")
-    iris = load_iris(as_frame=True).frame.rename(columns={"target": "species"})
-    iris["species"] = iris["species"].map({0: "setosa", 1: "versicolor", 2: "virginica"})
+    iris = iris_frame()
     iris.to_csv(folder / "iris.csv", index=False)
     load_wine(as_frame=True).frame.to_csv(folder / "wine.csv", index=False)
     load_diabetes(as_frame=True).frame.to_csv(folder / "diabetes.csv", index=False)

@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.datasets import load_diabetes, load_iris, load_wine
+from model_fixtures import iris_frame
+from sklearn.datasets import load_diabetes, load_wine
 
 import fleetlearn
 from fleetlearn.registry import Registry
@@ -18,8 +19,7 @@ pytestmark = pytest.mark.usefixtures("ray_session")
 @pytest.fixture(scope="module")
 def tables(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("tables")
-    iris = load_iris(as_frame=True).frame.rename(columns={"target": "species"})
-    iris["species"] = iris["species"].map({0: "setosa", 1: "versicolor", 2: "virginica"})
+    iris = iris_frame()
     wine = load_wine(as_frame=True).frame
     diabetes = load_diabetes(as_frame=True).frame
     paths = {"iris": folder / "iris.csv", "wine": folder / "wine.parquet",

@@ -13,8 +13,7 @@ import pandas as pd
 import pytest
 from api_fixtures import is_error, serve
 from live_server import free_port, serving
-from model_fixtures import mixed_frame
-from sklearn.datasets import load_iris
+from model_fixtures import iris_frame, mixed_frame
 
 from fleetlearn.client import Client
 from fleetlearn.errors import ApiError
@@ -24,9 +23,7 @@ from fleetlearn.errors import ApiError
 def data(tmp_path: Path) -> Path:
     folder = tmp_path / "data"
     folder.mkdir()
-    iris = load_iris(as_frame=True).frame.rename(columns={"target": "species"})
-    iris["species"] = iris["species"].map(dict(enumerate(["setosa", "versicolor",
-                                                          "virginica"])))
+    iris = iris_frame()
     iris.to_csv(folder / "iris.csv", index=False)
     people = mixed_frame(60)
     people["customer_id"] = [f"C{i:05d}" for i in range(len(people))]

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from live_server import free_port, serving
-from sklearn.datasets import load_iris
+from model_fixtures import iris_frame
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
@@ -44,9 +44,8 @@ class Server:
 
 
 def _iris(folder: Path) -> Path:
-    frame = load_iris(as_frame=True).frame
+    frame = iris_frame()
     frame.columns = [*FEATURES, "species"]
-    frame["species"] = frame["species"].map({0: "setosa", 1: "versicolor", 2: "virginica"})
     path = folder / "iris.csv"
     frame.to_csv(path, index=False)
     return path

@@ -18,8 +18,7 @@ import pytest
 import yaml
 from api_fixtures import serve
 from live_server import free_port, serving
-from model_fixtures import mixed_frame, regression_frame
-from sklearn.datasets import load_iris
+from model_fixtures import iris_frame, mixed_frame, regression_frame
 from streamlit.testing.v1 import AppTest
 
 from fleetlearn.client import Client
@@ -34,9 +33,7 @@ TIMEOUT_S = 60
 def data(tmp_path: Path) -> Path:
     folder = tmp_path / "data"
     folder.mkdir()
-    iris = load_iris(as_frame=True).frame.rename(columns={"target": "species"})
-    iris["species"] = iris["species"].map(dict(enumerate(["setosa", "versicolor",
-                                                          "virginica"])))
+    iris = iris_frame()
     iris.to_csv(folder / "iris.csv", index=False)
     mixed_frame(60).to_csv(folder / "people.csv", index=False)
     regression_frame(80).to_csv(folder / "house.csv", index=False)
