@@ -332,9 +332,12 @@ def ray_client_env(env: dict[str, str] | None) -> Iterator[None]:
 
     What ``fleetlearn cluster`` and ``GET /v1/cluster`` need: one process reads
     clusters whose settings differ from its own environment's. Ray's client reads
-    them from the environment, once per process, so they are swapped in (and the
-    process's own back) under a lock, and Ray made to read them again only when they
-    differ from what it last read.
+    them from the environment, once per process, so they are swapped in under a lock
+    and Ray made to read them again, and the process's own are put back (and read
+    again) when the block ends: a process that holds a Ray connection of its own
+    (an embedded Ray, which has a token of its own) would otherwise go on calling its
+    GCS with the other cluster's token and certificates, and Ray aborts the process on
+    the first refused call. Keep the block to the reads of the other cluster.
     """
     if env is None:
         yield
@@ -350,10 +353,4 @@ def ray_client_env(env: dict[str, str] | None) -> Iterator[None]:
             use_ray_security(wanted)
             yield
         finally:
-            for key in (*TLS_ENV, *AUTH_ENV):
-                if key in saved:
-                    os.environ[key] = saved[key]
-                else:
-                    os.environ.pop(key, None)
-            # Ray keeps reading ``wanted`` until the next swap: the next call with
-            # other settings reloads (``_applied`` says what Ray has).
+            use_ray_security(saved)

@@ -212,3 +212,51 @@ def test_a_killed_worker_is_dead_in_status_and_route_and_sigterm_stops_a_node(
     how = {s["name"]: s["how"] for s in json.loads(done.stdout)}
     assert how["worker-2"] == how["worker-3"] == "not running"
     assert how["head"] == "SIGTERM"
+
+
+#: A process with an embedded Ray of its own (its own GCS and token) reads the TLS +
+#: token cluster, then gives its own Ray more work. Run as a child: before the fix the
+#: child's Ray went on calling its own GCS with the cluster's token and Ray aborted the
+#: whole process (as it did to pytest in CI).
+_EMBEDDED_THEN_READ = """
+import json, os, sys, tempfile
+import ray
+tmp = tempfile.mkdtemp(prefix="fle-", dir="/tmp")
+os.environ["HOME"] = os.environ["RAY_TMPDIR"] = tmp
+ray.init(address="local", num_cpus=2, include_dashboard=False,
+         object_store_memory=80 * 2**20, log_to_driver=False)
+from fleetlearn.cluster import cluster_view
+
+@ray.remote
+def one(x):
+    return x + 1
+
+@ray.remote(num_cpus=2)
+def two(x):  # needs a new worker process, which registers with the embedded GCS
+    return x * 2
+
+before = ray.get([one.remote(i) for i in range(4)])
+view = cluster_view(sys.argv[1], env=json.loads(sys.argv[2]))
+after = ray.get([two.remote(i) for i in range(4)], timeout=120)
+print(json.dumps({"before": before, "nodes": len(view.nodes), "after": after,
+                  "tls_env": os.environ.get("RAY_USE_TLS")}))
+ray.shutdown()
+"""
+
+
+def test_reading_a_tls_cluster_leaves_the_processs_own_embedded_ray_working(
+        cluster_up: dict, cli_env: dict[str, str]) -> None:
+    address = cluster_up["record"]["address"]
+    security = read_state(cluster_up["dir"]).security_env
+    assert security["RAY_AUTH_MODE"] == "token"
+    assert security["RAY_USE_TLS"] == "1"
+    env = {k: v for k, v in cli_env.items() if k not in security}
+    done = subprocess.run([sys.executable, "-c", _EMBEDDED_THEN_READ, address,
+                           json.dumps(security)], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    answer = json.loads(done.stdout.strip().splitlines()[-1])
+    assert answer["nodes"] == 3  # the cluster was read, with its certificates and token
+    assert answer["before"] == [1, 2, 3, 4]
+    assert answer["after"] == [0, 2, 4, 6]  # and the embedded Ray still runs new work
+    assert answer["tls_env"] is None  # the process's own (plain) settings are back
