@@ -61,12 +61,17 @@ redis_server = cluster_fixtures.redis_server
 @pytest.fixture(autouse=True)
 def _ray_security_env_restored() -> Iterator[None]:
     """A test whose driver joined a TLS + token cluster in this process (connect_ray
-    takes the cluster's variables for good) must not leave them to the next test's
-    embedded Ray."""
-    from fleetlearn.security import use_ray_security
+    takes the cluster's variables for good), or that patched them into os.environ, must
+    not leave them, or a Ray config read from them, to the next test's embedded Ray:
+    that Ray would call its own GCS with another cluster's token and Ray would abort
+    this process."""
+    from fleetlearn.security import _ray_auth, use_ray_security
     from fleetlearn.security._ray_auth import AUTH_ENV, TLS_ENV
 
-    saved = {k: os.environ[k] for k in (*TLS_ENV, *AUTH_ENV) if k in os.environ}
+    def current() -> dict[str, str]:
+        return {k: os.environ[k] for k in (*TLS_ENV, *AUTH_ENV) if k in os.environ}
+
+    saved = current()
     yield
-    if {k: os.environ[k] for k in (*TLS_ENV, *AUTH_ENV) if k in os.environ} != saved:
+    if current() != saved or _ray_auth._applied not in (None, saved):
         use_ray_security(saved)

@@ -16,20 +16,17 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from unittest import mock
 
 import httpx
 import pandas as pd
 import psutil
 import pytest
 from cluster_fixtures import TESTS_DIR, next_ip_block
-from live_server import free_port, serving
+from live_server import free_port
 from sklearn.datasets import make_classification
 
-from fleetlearn.api import create_app
 from fleetlearn.cluster import LocalCluster, cluster_view, read_state
 from fleetlearn.registry import Registry
-from fleetlearn.serving import ServeSettings
 
 
 def fleetlearn(*args: str, env: dict[str, str],
@@ -70,15 +67,37 @@ def status(folder: Path, env: dict[str, str]) -> dict:
     return json.loads(done.stdout)
 
 
-def route(address: str, security: dict[str, str]) -> dict:
-    """``GET /v1/cluster`` of an API started with the cluster's TLS and token variables
-    in its environment (as after ``eval "$(fleetlearn cluster env)"``)."""
+def route(address: str, security: dict[str, str], env: dict[str, str]) -> dict:
+    """``GET /v1/cluster`` and ``/metrics`` of a real ``fleetlearn serve`` started with
+    the cluster's TLS and token variables in its environment (as after
+    ``eval "$(fleetlearn cluster env)"``). A child, not this process: this process's own
+    embedded Ray (``ray_session``) keeps its own token and certificates."""
     port = free_port()
-    settings = ServeSettings(ray_address=address, port=port)
-    with mock.patch.dict(os.environ, security), \
-            serving(create_app(settings), port) as url:
+    child_env = {**env, **security, "FLEETLEARN_SERVE_RAY_ADDRESS": address}
+    proc = subprocess.Popen([sys.executable, "-m", "fleetlearn", "serve", "--port", str(port)],
+                            env=child_env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert proc.poll() is None, f"fleetlearn serve exited: {proc.stderr.read()}"
+            try:
+                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "fleetlearn serve never answered"
+            time.sleep(0.5)
         r = httpx.get(f"{url}/v1/cluster", timeout=30)
         metrics = httpx.get(f"{url}/metrics", timeout=30).text
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
     assert r.status_code == 200, r.text
     return {**r.json(), "metrics": metrics}
 
@@ -115,7 +134,7 @@ def test_up_status_train_and_route_agree_with_ray_and_down_leaves_nothing(
     assert shown["address"] == address
     assert _numbers(shown["nodes"]) == _numbers(ray_view["nodes"])
     assert all(n["pid"] for n in shown["nodes"])
-    answer = route(address, security)
+    answer = route(address, security, cli_env)
     assert answer["mode"] == "cluster"
     assert answer["address"] == address
     assert answer["nodes_alive"] == 3
@@ -188,7 +207,7 @@ def test_a_killed_worker_is_dead_in_status_and_route_and_sigterm_stops_a_node(
         time.sleep(0.5)
     assert shown["nodes_alive"] == 2
     assert shown["nodes_dead"] == 1
-    answer = route(address, read_state(folder).security_env)
+    answer = route(address, read_state(folder).security_env, cli_env)
     by_id = {n["node_id"]: n for n in answer["nodes"]}
     assert by_id[victim_id]["alive"] is False
     assert by_id[victim_id]["state"] == "DEAD"
