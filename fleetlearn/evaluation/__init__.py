@@ -15,6 +15,7 @@ from fleetlearn.evaluation._metrics import (
     check_metric,
     compute_metrics,
     greater_is_better,
+    metric_range,
     score_one,
     score_predictions,
 )
@@ -49,6 +50,7 @@ __all__ = [
     "corrected_resampled_ttest",
     "friedman_test",
     "greater_is_better",
+    "metric_range",
     "holm",
     "learning_curve_points",
     "leaderboard",

@@ -18,6 +18,7 @@ __all__ = [
     "PRIMARY_METRIC",
     "PROBA_METRICS",
     "greater_is_better",
+    "metric_range",
     "check_metric",
     "compute_metrics",
     "metric_value",
@@ -82,6 +83,30 @@ def greater_is_better(metric: str) -> bool:
             f"{', '.join(known)}."
         )
     return name not in _LOWER_IS_BETTER
+
+
+#: Metrics whose values lie in [0, 1]; r2 is at most 1; the errors and losses at least 0.
+_UNIT_RANGE = frozenset(CLASSIFICATION_METRICS) - {"log_loss"}
+
+
+def metric_range(metric: str) -> tuple[float, float]:
+    """The values ``metric`` can take: ``(low, high)``, infinite where unbounded.
+
+    A confidence interval of fold scores is clipped to it (an accuracy of 1.01 cannot
+    happen, whatever a t interval says).
+
+    Examples
+    --------
+    >>> metric_range("accuracy"), metric_range("r2"), metric_range("rmse")
+    ((0.0, 1.0), (-inf, 1.0), (0.0, inf))
+    """
+    name = _normalise(metric)
+    greater_is_better(name)  # unknown metric: ConfigError
+    if name in _UNIT_RANGE:
+        return 0.0, 1.0
+    if name == "r2":
+        return -math.inf, 1.0
+    return 0.0, math.inf
 
 
 def check_metric(metric: str, task: str) -> str:

@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from fleetlearn.evaluation._metrics import greater_is_better
+from fleetlearn.evaluation._metrics import greater_is_better, metric_range
 
 __all__ = [
     "CorrectedTTest",
@@ -255,6 +255,7 @@ def compare_to_best(
     """
     _check_alpha(alpha)
     greater = greater_is_better(metric)
+    low, high = metric_range(metric)
     maps = {str(model): _fold_map(scores) for model, scores in fold_scores.items()}
     if folds is None:
         seen = {f for m in maps.values() for f in m}
@@ -268,9 +269,15 @@ def compare_to_best(
     records = []
     for model, scores in maps.items():
         summary = mean_ci(list(scores.values()), confidence)
+        # Clipped to what the metric can take (a t interval of accuracies near 1 would
+        # reach past 1); NaN stays NaN.
+        ci_low = summary["ci_low"] if math.isnan(summary["ci_low"]) else max(
+            summary["ci_low"], low)
+        ci_high = summary["ci_high"] if math.isnan(summary["ci_high"]) else min(
+            summary["ci_high"], high)
         records.append({"model": model, "folds": summary["n"], "mean": summary["mean"],
-                        "std": summary["std"], "ci_low": summary["ci_low"],
-                        "ci_high": summary["ci_high"], "t_statistic": math.nan,
+                        "std": summary["std"], "ci_low": ci_low,
+                        "ci_high": ci_high, "t_statistic": math.nan,
                         "p_value": math.nan, "p_adjusted": math.nan,
                         "tied_with_best": pd.NA, "is_best": False})
     board = pd.DataFrame.from_records(records, columns=columns)

@@ -352,3 +352,20 @@ def test_score_trends_rejects_unknown_items():
     points, summary = score_trends([])
     assert points.empty
     assert summary.empty
+
+
+def test_a_confidence_interval_never_reaches_past_what_the_metric_can_take() -> None:
+    # Accuracies near 1 over 5 folds: the t interval alone would reach 1.02.
+    scores = {"a": [1.0, 1.0, 0.9655, 1.0, 1.0], "b": [0.0, 0.02, 0.0, 0.05, 0.0]}
+    raw = mean_ci(scores["a"])
+    assert raw["ci_high"] > 1.0
+    board = compare_to_best(scores, "accuracy").set_index("model")
+    assert board.loc["a", "ci_high"] == 1.0
+    assert board.loc["a", "ci_low"] == pytest.approx(raw["ci_low"])
+    assert board.loc["b", "ci_low"] == 0.0  # and not below 0
+    # An error is at least 0; r2 at most 1 and unbounded below.
+    rmse = compare_to_best({"m": [0.01, 0.2, 0.01]}, "rmse").set_index("model")
+    assert rmse.loc["m", "ci_low"] == 0.0
+    r2 = compare_to_best({"m": [0.99, 1.0, 0.90]}, "r2").set_index("model")
+    assert r2.loc["m", "ci_high"] == 1.0
+    assert r2.loc["m", "ci_low"] < 0.9
