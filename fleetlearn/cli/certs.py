@@ -105,7 +105,7 @@ def ensure_command(folder: DirArg, san: SanOpt = None, san_network: NetworkOpt =
             "none": f"the certificates in {folder} are current"}[action]
     console.print(f"{what}: the node certificate names {len(node.sans)} names and ends "
                   f"{node.not_after} ({node.days_left} days; renewed under {WARN_DAYS})",
-                  highlight=False)
+                  highlight=False, soft_wrap=True)
 
 
 def _node_serial(folder: Path) -> int | None:

@@ -156,7 +156,7 @@ def test_the_stack_answers_and_a_worker_started_later_joins_and_gets_tasks(
 
 
 #: A tiny table the intruder would train on (written inside its container).
-INTRUDER_TABLE = "x,y\\n" + "".join(f"{i},{i % 2}\\n" for i in range(20))
+INTRUDER_TABLE = "x,y\\n" + "".join(f"{(i * 7) % 5}.5,{i % 2}\\n" for i in range(20))
 
 
 def intruder_run(name: str, *argv: str, env: dict[str, str] | None = None,
