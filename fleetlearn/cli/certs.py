@@ -28,8 +28,8 @@ from fleetlearn.security import (
     rotate_certs,
 )
 
-app = typer.Typer(help="A private CA and the cluster's certificates: init, rotate, status.",
-                  no_args_is_help=True)
+app = typer.Typer(help="A private CA and the cluster's certificates: init, rotate, ensure, "
+                       "status.", no_args_is_help=True)
 
 DirArg = Annotated[Path, typer.Argument(help="The certificate folder (ca.crt, node.crt, "
                                              "server.crt and their keys).")]
