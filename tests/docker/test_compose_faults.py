@@ -179,11 +179,12 @@ def the_error(code: int, out: str, seconds: float) -> str:
     return errors[0]
 
 
-def node_ips_seen_by_the_api(stack: ComposeStack) -> dict[str, bool]:
-    """{node IP: alive} as the API container reads the head (with the stack's secrets)."""
+def nodes_seen_by_the_api(stack: ComposeStack) -> dict[str, tuple[str, bool]]:
+    """{node id: (IP, alive)} as the API container reads the head (with the stack's
+    secrets), dead nodes included."""
     out = stack.exec(stack.containers("api")[0], "fleetlearn", "cluster", "status",
                      "--address", "ray-head:6380", "--json")
-    return {n["ip"]: n["alive"] for n in json.loads(out)["nodes"]}
+    return {n["node_id"]: (n["ip"], n["alive"]) for n in json.loads(out)["nodes"]}
 
 
 def test_an_intruder_on_the_stacks_network_is_refused_by_ray_tls_and_the_token(
@@ -197,6 +198,8 @@ def test_an_intruder_on_the_stacks_network_is_refused_by_ray_tls_and_the_token(
     try:
         intruder_ip = stack.ip(name)
         head = stack.containers("ray-head")[0]
+        # (A dead node may hold its IP: Docker hands a removed container's IP out again.)
+        nodes_before = nodes_seen_by_the_api(stack)
         # The network path is open: the head's GCS port accepts its TCP connections.
         code, out, _ = intruder_run(name, "bash", "-c", "exec 3<>/dev/tcp/ray-head/6380")
         assert code == 0, out
@@ -244,11 +247,13 @@ def test_an_intruder_on_the_stacks_network_is_refused_by_ray_tls_and_the_token(
         assert code == 0, out
         assert stack.ip(head) in {n["ip"] for n in json.loads(out)["nodes"]}
 
-        # The head never counted the intruder as a node; the stack's own nodes are there.
-        seen = node_ips_seen_by_the_api(stack)
-        assert intruder_ip not in seen, seen
-        assert {stack.ip(head), *worker_ips(stack).values()} <= {
-            ip for ip, alive in seen.items() if alive}, seen
+        # The head counted no new node meanwhile (the intruder's or any), none alive has
+        # the intruder's IP, and the stack's own nodes are there, alive.
+        nodes = nodes_seen_by_the_api(stack)
+        assert nodes.keys() == nodes_before.keys(), (nodes_before, nodes)
+        alive = {ip for ip, up in nodes.values() if up}
+        assert intruder_ip not in alive, nodes
+        assert {stack.ip(head), *worker_ips(stack).values()} <= alive, nodes
     finally:
         subprocess.run(["docker", "rm", "-f", name], capture_output=True, check=False)
 
