@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The roles of the fleetlearn image: head | worker | api | serve | ui | <any command>.
+# The roles of the fleetlearn image: head | worker | api | serve | ui | certs | <any command>.
 #
 #   head    Ray head (GCS; no CPUs by default, so work and replicas land on workers),
 #           GCS state in Redis when RAY_REDIS_ADDRESS is set.
@@ -13,6 +13,12 @@
 #   ui      `fleetlearn ui` (Streamlit) on 0.0.0.0:8501, a thin client of the API at
 #           $FLEETLEARN_URL (http://api:8000) with $FLEETLEARN_API_KEY, once that API
 #           answers; not a Ray node.
+#   certs   one-shot: the stack's Ray CA, certificates and token. `fleetlearn certs
+#           ensure` on $FLEETLEARN_CA_DIR (init without a CA; rotate when the node
+#           certificate ends within 30 days or misses an address of
+#           $FLEETLEARN_SAN_NETWORK), then ca.crt, node.crt, node.key and the token
+#           (made once, 0600) into $FLEETLEARN_RAY_SECRETS, which the Ray nodes mount
+#           read-only; `certs rotate` renews the certificates now. Exits 0 when done.
 # Settings come from the environment (docker-compose.yml sets them; docs/docker.md).
 set -euo pipefail
 
@@ -113,6 +119,28 @@ case "$role" in
       sleep 3
     done
     exec fleetlearn ui --api "$api_url" --host 0.0.0.0 --port "${FLEETLEARN_UI_PORT:-8501}" "$@"
+    ;;
+  certs)
+    ca_dir="${FLEETLEARN_CA_DIR:-/var/lib/fleetlearn/ray-ca}"
+    out="${FLEETLEARN_RAY_SECRETS:-/etc/fleetlearn/ray}"
+    names=(--san-network "${FLEETLEARN_SAN_NETWORK:-172.30.42.0/24}")
+    umask 077
+    if [ "${1:-}" = rotate ]; then
+      fleetlearn certs rotate "$ca_dir" "${names[@]}" >/dev/null
+      echo "fleetlearn: renewed the certificates in $ca_dir (same CA)"
+    else
+      fleetlearn certs ensure "$ca_dir" "${names[@]}"
+    fi
+    # Each file replaced whole (a node starting meanwhile reads an old or a new one).
+    for f in ca.crt node.crt node.key; do
+      cp "$ca_dir/$f" "$out/.$f.new"
+      case "$f" in *.key) chmod 0600 "$out/.$f.new" ;; *) chmod 0644 "$out/.$f.new" ;; esac
+      mv -f "$out/.$f.new" "$out/$f"
+    done
+    python -c 'import sys; from fleetlearn.security import ensure_token; ensure_token(sys.argv[1])' \
+      "$out/token"
+    echo "fleetlearn: Ray TLS and token files ready in $out (ca.crt, node.crt, node.key, token)"
+    exit 0
     ;;
   *)
     exec "$role" "$@"

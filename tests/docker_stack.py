@@ -9,8 +9,10 @@ Interface (``tests/docker/conftest.py`` builds on it):
 - :class:`ComposeStack`: ``up(workers)``, ``compose(*args)``, ``container(service, n)``,
   ``ip(container)``, ``kill(container)``, ``start(container)``, ``exec(...)``,
   ``registry()`` (the registry on the stack's PostgreSQL, read from this machine),
-  ``cluster_view()`` (the Ray GCS as :func:`fleetlearn.cluster.cluster_view` reads it),
-  ``logs()``, ``down()`` (``down -v``: containers, network and volumes).
+  ``cluster_view()`` (the Ray GCS as :func:`fleetlearn.cluster.cluster_view` reads it,
+  with the stack's Ray TLS files and token, ``ray_env()``: copied once from its
+  ``ray-secrets`` volume into its folder), ``network()``, ``logs()``, ``down()``
+  (``down -v``: containers, network and volumes).
 
 The containers are reached from this machine at their bridge addresses (no port of
 theirs is published but the API's and the GUI's, on 127.0.0.1, each on a free port).
@@ -31,6 +33,7 @@ from typing import Any, TypeVar
 
 from fleetlearn.cluster import cluster_view
 from fleetlearn.registry import Registry
+from fleetlearn.security import ray_security_env
 
 __all__ = ["ComposeStack", "build_images", "compose_command", "docker_missing", "REPO",
            "WORKERS", "WORKER_CPUS", "wait_for", "write_figures"]
@@ -247,8 +250,28 @@ class ComposeStack:
     def address(self) -> str:
         return f"{self.head_ip}:6380"
 
+    def ray_env(self) -> dict[str, str]:
+        """The TLS and token variables of a driver of the stack on this machine: the
+        files of the ``ray-secrets`` volume (the certs service's), copied once."""
+        secrets_dir = self.folder / "ray-secrets"
+        if not (secrets_dir / "token").is_file():
+            (certs,) = self.containers("certs", running_only=False)
+            tmp = self.folder / "ray-secrets.tmp"
+            shutil.rmtree(tmp, ignore_errors=True)
+            subprocess.run(["docker", "cp", f"{certs}:/etc/fleetlearn/ray/.", str(tmp)],
+                           check=True, capture_output=True)
+            tmp.rename(secrets_dir)
+        return ray_security_env(secrets_dir, secrets_dir / "token")
+
     def cluster_view(self, timeout: float = 5.0) -> Any:
-        return cluster_view(self.address, timeout=timeout)
+        return cluster_view(self.address, timeout=timeout, env=self.ray_env())
+
+    def network(self) -> str:
+        """The Docker network of the stack (``<project>_cluster``)."""
+        networks = self.inspect(self.containers("ray-head", running_only=False)[0])[
+            "NetworkSettings"]["Networks"]
+        (name,) = [key for key in networks if key.endswith("_cluster")]
+        return name
 
     def registry_url(self) -> str:
         ip = self.ip(self.containers("postgres")[0])

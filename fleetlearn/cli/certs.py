@@ -2,8 +2,11 @@
 
 ``init DIR`` makes the CA and the node and server certificates (see
 :mod:`fleetlearn.security`); ``rotate DIR`` replaces the node and server certificates
-with new ones signed by the same CA; ``status DIR`` lists each certificate with its
-names and end date, warning 30 days ahead.
+with new ones signed by the same CA; ``ensure DIR`` does whichever is due (init without
+a CA, rotate when the certificates end within 30 days or lack a name asked for,
+nothing otherwise: what the compose stack's ``certs`` service runs at every start);
+``status DIR`` lists each certificate with its names and end date, warning 30 days
+ahead. ``--san-network CIDR`` names every address of a small network (at most 1024).
 """
 
 from __future__ import annotations
@@ -14,16 +17,32 @@ from typing import Annotated
 import typer
 
 from fleetlearn.cli._common import JsonOpt, console, print_json, rows_table
-from fleetlearn.security import CERT_DAYS, cert_status, init_certs, rotate_certs
+from fleetlearn.security import (
+    CERT_DAYS,
+    WARN_DAYS,
+    cert_status,
+    ensure_certs,
+    has_ca,
+    init_certs,
+    network_sans,
+    rotate_certs,
+)
 
-app = typer.Typer(help="A private CA and the cluster's certificates: init, rotate, status.",
-                  no_args_is_help=True)
+app = typer.Typer(help="A private CA and the cluster's certificates: init, rotate, ensure, "
+                       "status.", no_args_is_help=True)
 
 DirArg = Annotated[Path, typer.Argument(help="The certificate folder (ca.crt, node.crt, "
                                              "server.crt and their keys).")]
 SanOpt = Annotated[list[str] | None, typer.Option(
     "--san", help="One more DNS name or IP the certificates name (repeatable).")]
+NetworkOpt = Annotated[list[str] | None, typer.Option(
+    "--san-network", help="A network (CIDR, at most 1024 addresses: /22 for IPv4) whose "
+                          "every address the certificates name (repeatable).")]
 DaysOpt = Annotated[int, typer.Option(help="Days the node and server certificates last.")]
+
+
+def _names(san: list[str] | None, networks: list[str] | None) -> list[str]:
+    return [*(san or []), *(ip for net in networks or [] for ip in network_sans(net))]
 
 
 def _show(folder: Path, title: str) -> None:
@@ -39,10 +58,10 @@ def _show(folder: Path, title: str) -> None:
 
 
 @app.command("init")
-def init_command(folder: DirArg, san: SanOpt = None, days: DaysOpt = CERT_DAYS,
-                 json_out: JsonOpt = False) -> None:
+def init_command(folder: DirArg, san: SanOpt = None, san_network: NetworkOpt = None,
+                 days: DaysOpt = CERT_DAYS, json_out: JsonOpt = False) -> None:
     """Create a CA and node and server certificates signed by it (keys 0600)."""
-    made = init_certs(folder, sans=san or [], days=days)
+    made = init_certs(folder, sans=_names(san, san_network), days=days)
     if json_out:
         print_json([c.to_dict() for c in cert_status(made)])
         return
@@ -52,16 +71,48 @@ def init_command(folder: DirArg, san: SanOpt = None, days: DaysOpt = CERT_DAYS,
 
 
 @app.command("rotate")
-def rotate_command(folder: DirArg, san: SanOpt = None, days: DaysOpt = CERT_DAYS,
-                   json_out: JsonOpt = False) -> None:
+def rotate_command(folder: DirArg, san: SanOpt = None, san_network: NetworkOpt = None,
+                   days: DaysOpt = CERT_DAYS, json_out: JsonOpt = False) -> None:
     """Replace the node and server certificates with new ones signed by the same CA."""
-    made = rotate_certs(folder, days=days, sans=san or [])
+    made = rotate_certs(folder, days=days, sans=_names(san, san_network))
     if json_out:
         print_json([c.to_dict() for c in cert_status(made)])
         return
     _show(made, f"new certificates in {made}")
     console.print("restart the cluster's nodes to load them (fleetlearn cluster down / up)",
                   highlight=False)
+
+
+@app.command("ensure")
+def ensure_command(folder: DirArg, san: SanOpt = None, san_network: NetworkOpt = None,
+                   json_out: JsonOpt = False) -> None:
+    """Init when the folder holds no CA; rotate when the node certificate ends within
+    30 days or lacks one of the names asked for; else nothing. One line says which."""
+    names = _names(san, san_network)
+    folder = Path(folder).expanduser().absolute()
+    before = _node_serial(folder) if has_ca(folder) else None
+    had_ca = has_ca(folder)
+    ensure_certs(folder, sans=names)
+    infos = cert_status(folder)
+    node = next(c for c in infos if Path(c.file).name == "node.crt")
+    action = ("init" if not had_ca else "rotate" if node.serial != before else "none")
+    if json_out:
+        print_json({"action": action, "folder": str(folder),
+                    "certificates": [c.to_dict() for c in infos]})
+        return
+    what = {"init": f"made a CA and certificates in {folder}",
+            "rotate": f"renewed the certificates in {folder} (same CA)",
+            "none": f"the certificates in {folder} are current"}[action]
+    console.print(f"{what}: the node certificate names {len(node.sans)} names and ends "
+                  f"{node.not_after} ({node.days_left} days; renewed under {WARN_DAYS})",
+                  highlight=False, soft_wrap=True)
+
+
+def _node_serial(folder: Path) -> int | None:
+    try:
+        return next(c.serial for c in cert_status(folder) if Path(c.file).name == "node.crt")
+    except Exception:  # noqa: BLE001 - unreadable: ensure_certs renews it
+        return None
 
 
 @app.command("status")

@@ -26,6 +26,7 @@ from fleetlearn.security._certs import (
     ensure_certs,
     has_ca,
     init_certs,
+    network_sans,
     rotate_certs,
 )
 from fleetlearn.security._keys import (
@@ -56,6 +57,7 @@ __all__ = ["AUTH_ENV", "CA_CERT", "CA_KEY", "CERT_DAYS", "DEFAULT_SANS", "KEY_PR
            "NODE_CERT", "NODE_KEY", "PREFLIGHT_TIMEOUT_S", "ROLES", "SERVER_CERT",
            "SERVER_KEY", "TLS_ENV", "WARN_DAYS", "AuthThrottle", "CertInfo", "cert_status",
            "check_role", "check_tls", "cluster_sans", "ensure_certs", "ensure_token",
-           "generate_key", "has_ca", "hash_key", "init_certs", "preflight_ray", "ray_security_env",
+           "generate_key", "has_ca", "hash_key", "init_certs", "network_sans", "preflight_ray",
+           "ray_security_env",
            "ray_client_env", "read_token", "role_allows", "rotate_certs", "security_summary",
            "security_vars", "use_ray_security"]

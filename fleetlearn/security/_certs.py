@@ -9,8 +9,11 @@ One folder holds them all (``fleetlearn certs init DIR``)::
 Keys are ECDSA P-256 (small, fast to make; gRPC and every browser take them),
 written 0600. The node and server certificates carry the subject alternative names
 every fleetlearn deployment reaches them by: ``localhost``, the compose service
-names (``ray-head``, ``ray-worker``, ``api``, ``ui``), the loopback IPs ``fleetlearn
-cluster up`` gives its nodes by default, and any ``--san``. ``rotate`` makes new node
+names (``ray-head``, ``ray-worker``, ``api``, ``serve``, ``ui``), the loopback IPs
+``fleetlearn cluster up`` gives its nodes by default, any ``--san``, and every address
+of any ``--san-network`` (a small network whose addresses are handed out dynamically,
+such as a compose stack's: Ray checks a node's IP against the names of the
+certificate it shows). ``rotate`` makes new node
 and server certificates signed by the same CA (the CA key stays, so nodes that still
 hold the old ones keep trusting the new ones); each file is replaced atomically.
 """
@@ -30,7 +33,8 @@ from fleetlearn.errors import CertificateError
 
 __all__ = ["CA_CERT", "CA_KEY", "NODE_CERT", "NODE_KEY", "SERVER_CERT", "SERVER_KEY",
            "DEFAULT_SANS", "CA_DAYS", "CERT_DAYS", "WARN_DAYS", "CertInfo", "init_certs",
-           "rotate_certs", "cert_status", "ensure_certs", "has_ca", "cluster_sans"]
+           "rotate_certs", "cert_status", "ensure_certs", "has_ca", "cluster_sans",
+           "network_sans", "MAX_NETWORK_ADDRESSES"]
 
 CA_CERT, CA_KEY = "ca.crt", "ca.key"
 NODE_CERT, NODE_KEY = "node.crt", "node.key"
@@ -59,8 +63,40 @@ def cluster_sans(head_ip: str = "127.0.1.1", ip_prefix: str = "127.0.0",
 
 
 #: localhost, the compose service names, and the loopback IPs of ``cluster up``.
-DEFAULT_SANS = ("localhost", "ray-head", "ray-worker", "api", "ui", "127.0.0.1",
+DEFAULT_SANS = ("localhost", "ray-head", "ray-worker", "api", "serve", "ui", "127.0.0.1",
                 *cluster_sans())
+#: The most addresses one ``--san-network`` may name (a /22 of IPv4): every address
+#: is one entry of the certificate, which every TLS handshake carries.
+MAX_NETWORK_ADDRESSES = 1024
+
+
+def network_sans(network: str) -> list[str]:
+    """Every address of ``network`` (CIDR), network and broadcast addresses included,
+    for certificates shared by nodes whose IPs are handed out dynamically in it.
+
+    Raises
+    ------
+    CertificateError
+        Not a network, or one of more than :data:`MAX_NETWORK_ADDRESSES` addresses.
+
+    Examples
+    --------
+    >>> network_sans("10.1.2.0/30")
+    ['10.1.2.0', '10.1.2.1', '10.1.2.2', '10.1.2.3']
+    """
+    try:
+        net = ipaddress.ip_network(network.strip(), strict=False)
+    except ValueError:
+        raise CertificateError(f"The '--san-network' option must be a network in CIDR form "
+                               f"(e.g. 172.30.42.0/24). Got {network!r} instead.") from None
+    if net.num_addresses > MAX_NETWORK_ADDRESSES:
+        smallest = 32 - MAX_NETWORK_ADDRESSES.bit_length() + 1
+        raise CertificateError(
+            f"The '--san-network' option must name at most {MAX_NETWORK_ADDRESSES} "
+            f"addresses (/{smallest} or smaller for IPv4): every address becomes a name in "
+            f"the certificate. Got {network} ({net.num_addresses} addresses) instead; give "
+            f"the nodes a smaller network, or name their addresses with --san.")
+    return [str(ip) for ip in net]
 
 
 @dataclass(frozen=True)

@@ -155,6 +155,109 @@ def test_the_stack_answers_and_a_worker_started_later_joins_and_gets_tasks(
                                            "late_worker_joined_s": round(joined_s, 1)})
 
 
+#: A tiny table the intruder would train on (written inside its container).
+INTRUDER_TABLE = "x,y\\n" + "".join(f"{(i * 7) % 5}.5,{i % 2}\\n" for i in range(20))
+
+
+def intruder_run(name: str, *argv: str, env: dict[str, str] | None = None,
+                 timeout: float = 60) -> tuple[int, str, float]:
+    """``docker exec`` in the intruder container: exit code, stderr+stdout, seconds."""
+    extra = [f"--env={k}={v}" for k, v in (env or {}).items()]
+    started_at = time.monotonic()
+    done = subprocess.run(["docker", "exec", *extra, name, *argv], capture_output=True,
+                          text=True, timeout=timeout)
+    return done.returncode, done.stderr + done.stdout, time.monotonic() - started_at
+
+
+def the_error(code: int, out: str, seconds: float) -> str:
+    """The one ``error:`` line of a refused command (Ray may log a warning of its own
+    before it), after checking it was refused (exit code 2) within 30 s."""
+    assert code == 2, (code, out)
+    assert seconds < 30, (seconds, out)
+    errors = [line for line in out.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, out
+    return errors[0]
+
+
+def nodes_seen_by_the_api(stack: ComposeStack) -> dict[str, tuple[str, bool]]:
+    """{node id: (IP, alive)} as the API container reads the head (with the stack's
+    secrets), dead nodes included."""
+    out = stack.exec(stack.containers("api")[0], "fleetlearn", "cluster", "status",
+                     "--address", "ray-head:6380", "--json")
+    return {n["node_id"]: (n["ip"], n["alive"]) for n in json.loads(out)["nodes"]}
+
+
+def test_an_intruder_on_the_stacks_network_is_refused_by_ray_tls_and_the_token(
+        stack: ComposeStack) -> None:
+    # A container of the same image on the stack's network, without the ray-secrets
+    # volume: it reaches the head's port, and holds no certificate and no token.
+    image = os.environ.get("FLEETLEARN_IMAGE", "fleetlearn:dev")
+    name = f"{stack.project}-intruder"
+    subprocess.run(["docker", "run", "-d", "--name", name, "--network", stack.network(),
+                    image, "sleep", "900"], check=True, capture_output=True, timeout=600)
+    try:
+        intruder_ip = stack.ip(name)
+        head = stack.containers("ray-head")[0]
+        # (A dead node may hold its IP: Docker hands a removed container's IP out again.)
+        nodes_before = nodes_seen_by_the_api(stack)
+        # The network path is open: the head's GCS port accepts its TCP connections.
+        code, out, _ = intruder_run(name, "bash", "-c", "exec 3<>/dev/tcp/ray-head/6380")
+        assert code == 0, out
+
+        # 1. No certificate: `cluster join` (what a worker runs) and `train` both stop
+        # at once, saying TLS is required.
+        code, out, seconds = intruder_run(name, "fleetlearn", "cluster", "join",
+                                          "--address", "ray-head:6380", "--timeout", "60")
+        error = the_error(code, out, seconds)
+        assert "The cluster at ray-head:6380 requires TLS and this node has no certificate" \
+            in error, out
+        code, out, seconds = intruder_run(
+            name, "bash", "-c", f"printf '{INTRUDER_TABLE}' > /tmp/t.csv && exec fleetlearn "
+            "train /tmp/t.csv -t y -m logistic_regression --folds 2 --no-curves -q "
+            "--registry sqlite:////tmp/r.db --address ray-head:6380")
+        error = the_error(code, out, seconds)
+        assert "The cluster at ray-head:6380 requires TLS and this driver has no " \
+            "certificate" in error, out
+
+        # 2. The stack's certificate (stolen) but not its token: TLS passes, Ray's token
+        # check refuses the driver.
+        for file in ("ca.crt", "node.crt", "node.key"):
+            subprocess.run(["docker", "exec", "-i", name, "bash", "-c",
+                            f"mkdir -p /tmp/stolen && cat > /tmp/stolen/{file}"],
+                           input=(stack.folder / "ray-secrets" / file).read_bytes(),
+                           check=True, capture_output=True)
+        stolen = {"RAY_USE_TLS": "1", "RAY_TLS_CA_CERT": "/tmp/stolen/ca.crt",
+                  "RAY_TLS_SERVER_CERT": "/tmp/stolen/node.crt",
+                  "RAY_TLS_SERVER_KEY": "/tmp/stolen/node.key", "RAY_AUTH_MODE": "token",
+                  "RAY_AUTH_TOKEN": "0" * 64}
+        code, out, seconds = intruder_run(
+            name, "bash", "-c", "exec fleetlearn train /tmp/t.csv -t y -m "
+            "logistic_regression --folds 2 --no-curves -q --registry sqlite:////tmp/r.db "
+            "--address ray-head:6380", env=stolen)
+        error = the_error(code, out, seconds)
+        assert "The cluster at ray-head:6380 refused this driver: it has a token the " \
+            "cluster does not accept" in error, out
+
+        # The control: the same container with the stack's token reads the cluster, so
+        # what refused it above was the certificate and the token, nothing else.
+        token = (stack.folder / "ray-secrets" / "token").read_text().strip()
+        code, out, _ = intruder_run(name, "fleetlearn", "cluster", "status", "--address",
+                                    "ray-head:6380", "--json",
+                                    env={**stolen, "RAY_AUTH_TOKEN": token})
+        assert code == 0, out
+        assert stack.ip(head) in {n["ip"] for n in json.loads(out)["nodes"]}
+
+        # The head counted no new node meanwhile (the intruder's or any), none alive has
+        # the intruder's IP, and the stack's own nodes are there, alive.
+        nodes = nodes_seen_by_the_api(stack)
+        assert nodes.keys() == nodes_before.keys(), (nodes_before, nodes)
+        alive = {ip for ip, up in nodes.values() if up}
+        assert intruder_ip not in alive, nodes
+        assert {stack.ip(head), *worker_ips(stack).values()} <= alive, nodes
+    finally:
+        subprocess.run(["docker", "rm", "-f", name], capture_output=True, check=False)
+
+
 def test_fault1_a_worker_container_killed_mid_run_costs_nothing_but_time(
         stack: ComposeStack, tmp_path: Path) -> None:
     client = api(stack)

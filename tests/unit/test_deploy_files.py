@@ -2,7 +2,9 @@
 line, and the compose stack keeps its promises: only the API and the GUI published, on
 127.0.0.1 (the GUI a client of the API, with its key from the env file);
 no secret written in it; every Ray node with the reconnect timeout a long head outage
-needs; the workers joining by the head's service name. tests/docker runs it for real."""
+needs; the workers joining by the head's service name; Ray TLS and token authentication
+on for every Ray service, with the certs service's files mounted read-only and the CA's
+key in no Ray node. tests/docker runs it for real."""
 
 from __future__ import annotations
 
@@ -131,3 +133,56 @@ def test_the_image_runs_as_a_user_with_a_healthcheck() -> None:
     assert "ARG BASE_IMAGE" in text
     # The extra CA certificates are the build stage's only.
     assert "EXTRA_CA_CERTS" not in runtime
+
+
+SECRETS = "/etc/fleetlearn/ray"
+
+
+def test_every_ray_service_has_tls_and_the_token_with_the_secrets_read_only(
+        compose: dict[str, Any]) -> None:
+    text = (DEPLOY / "docker-compose.yml").read_text()
+    assert "RAY_AUTH_MODE: disabled" not in text
+    services = compose["services"]
+    for name in RAY_SERVICES:
+        service = services[name]
+        env = service["environment"]
+        assert env["RAY_USE_TLS"] == "1", name
+        assert env["RAY_TLS_SERVER_CERT"] == f"{SECRETS}/node.crt", name
+        assert env["RAY_TLS_SERVER_KEY"] == f"{SECRETS}/node.key", name
+        assert env["RAY_TLS_CA_CERT"] == f"{SECRETS}/ca.crt", name
+        assert env["RAY_AUTH_MODE"] == "token", name
+        assert env["RAY_AUTH_TOKEN_PATH"] == f"{SECRETS}/token", name
+        assert f"ray-secrets:{SECRETS}:ro" in service["volumes"], name
+        # Nothing of the CA's volume in a Ray node.
+        assert not [v for v in service["volumes"] if "ray-ca" in v], name
+        assert service["depends_on"]["certs"] == {
+            "condition": "service_completed_successfully"}, name
+    # Every service that sets a Ray variable is one of them (the GUI is no Ray node).
+    with_ray = {name for name, s in services.items()
+                if any(k.startswith("RAY_") for k in (s.get("environment") or {}))}
+    assert with_ray == set(RAY_SERVICES)
+    # The certs service: the only one with the CA's volume, no network, run to the end.
+    certs = services["certs"]
+    assert certs["command"] == ["certs"]
+    assert certs["network_mode"] == "none"
+    assert certs["restart"] == "no"
+    assert sorted(certs["volumes"]) == ["ray-ca:/var/lib/fleetlearn/ray-ca",
+                                        f"ray-secrets:{SECRETS}"]
+    assert certs["environment"]["FLEETLEARN_SAN_NETWORK"] == \
+        compose["networks"]["cluster"]["ipam"]["config"][0]["subnet"]
+    assert [n for n, s in services.items()
+            if any("ray-ca" in v for v in s.get("volumes", []))] == ["certs"]
+    assert {"ray-ca", "ray-secrets"} <= set(compose["volumes"])
+    # The role: certs ensure with the subnet, the files into the secrets folder, keys
+    # 0600, the token made once; the image owns both folders (uid 1000, 0700).
+    entrypoint = (DEPLOY / "entrypoint.sh").read_text()
+    role = entrypoint[entrypoint.index("\n  certs)"):entrypoint.index("\n  *)")]
+    assert 'fleetlearn certs ensure "$ca_dir" "${names[@]}"' in role
+    assert '--san-network "${FLEETLEARN_SAN_NETWORK:-172.30.42.0/24}"' in role
+    assert 'for f in ca.crt node.crt node.key; do' in role
+    assert '*.key) chmod 0600' in role
+    assert "ensure_token" in role
+    assert "exit 0" in role
+    assert "ca.key" not in role
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
+    assert "chmod 0700 /etc/fleetlearn/ray /var/lib/fleetlearn/ray-ca" in dockerfile

@@ -204,6 +204,18 @@ def test_gcs_fault_tolerance_keeps_the_head_state_in_redis_with_the_secret_passw
     assert "ray.io/ft-enabled" not in _doc(kind)["metadata"].get("annotations", {})
 
 
+@ALL_RAY
+def test_ray_token_authentication_is_on_and_no_container_turns_it_off(kind: str) -> None:
+    spec = _cluster_spec(_doc(kind))
+    assert spec["authOptions"] == {"mode": "token"}
+    for name, container in _containers(spec):
+        env = {e["name"]: e for e in container.get("env", [])}
+        # KubeRay sets both from its own Secret; a value here would override it.
+        assert not env.keys() & {"RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"}, name
+    for env in spec.get("autoscalerOptions", {}).get("env", []):
+        assert env["name"] != "RAY_AUTH_MODE"
+
+
 def _example_secret_keys() -> set[str]:
     (secret,) = _load(K8S / "secret.example.yaml")
     assert (secret["kind"], secret["metadata"]["name"]) == ("Secret", SECRET)

@@ -25,6 +25,7 @@ from fleetlearn.security import (
     ensure_certs,
     ensure_token,
     init_certs,
+    network_sans,
     ray_security_env,
     rotate_certs,
 )
@@ -154,6 +155,12 @@ def test_ray_env_names_the_files_and_turns_token_auth_on(tmp_path: Path) -> None
     (["certs", "rotate", "{tmp}"], "holds no CA (ca.crt and ca.key)"),
     (["certs", "init", "{tmp}/c", "--san", "a b"], "'--san' option must be a DNS name or an IP"),
     (["certs", "init", "{tmp}/c", "--days", "0"], "'--days' option must be an int in the range"),
+    (["certs", "init", "{tmp}/c", "--san-network", "10.0.0.0/21"],
+     "'--san-network' option must name at most 1024 addresses (/22 or smaller for IPv4)"),
+    (["certs", "ensure", "{tmp}/c", "--san-network", "fd00::/64"],
+     "'--san-network' option must name at most 1024 addresses"),
+    (["certs", "init", "{tmp}/c", "--san-network", "ray-head"],
+     "'--san-network' option must be a network in CIDR form"),
 ])
 def test_certs_bad_input_is_one_error_line(tmp_path: Path, capsys: pytest.CaptureFixture,
                                            argv: list[str], message: str) -> None:
@@ -180,3 +187,43 @@ def test_unreadable_certificate_is_a_clear_error(tmp_path: Path,
     assert main(["certs", "status", str(folder)]) == 2
     err = capsys.readouterr().err
     assert f"The certificate {folder / 'node.crt'} is not a PEM certificate" in err
+
+
+def test_a_san_network_names_every_address_of_it(tmp_path: Path) -> None:
+    assert network_sans("172.30.42.0/24")[:2] == ["172.30.42.0", "172.30.42.1"]
+    assert len(network_sans("172.30.42.0/24")) == 256
+    assert len(network_sans("10.0.0.0/22")) == 1024  # the widest taken
+    assert main(["certs", "init", str(tmp_path / "c"), "--san-network", "172.30.42.0/24",
+                 "--json"]) == 0
+    dns, ips = _names(_cert(tmp_path / "c" / "node.crt"))
+    assert {str(ip) for ip in ipaddress.ip_network("172.30.42.0/24")} <= ips
+    assert {"ray-head", "ray-worker", "api", "serve", "ui", "localhost"} <= dns
+
+
+def test_certs_ensure_inits_then_keeps_then_renews(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture) -> None:
+    folder = tmp_path / "ca"
+    argv = ["certs", "ensure", str(folder), "--san-network", "172.30.7.0/28", "--json"]
+    assert main(argv) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert first["action"] == "init"
+    ca_key = (folder / "ca.key").read_bytes()
+    serial = _cert(folder / "node.crt").serial_number
+    assert main(argv) == 0
+    assert json.loads(capsys.readouterr().out)["action"] == "none"
+    assert _cert(folder / "node.crt").serial_number == serial
+    # Another subnet: renewed by the same CA, naming the new addresses.
+    assert main(["certs", "ensure", str(folder), "--san-network", "172.30.8.0/28"]) == 0
+    assert "renewed the certificates" in " ".join(capsys.readouterr().out.split())
+    assert (folder / "ca.key").read_bytes() == ca_key
+    node = _cert(folder / "node.crt")
+    assert node.serial_number != serial
+    assert "172.30.8.15" in _names(node)[1]
+    node.verify_directly_issued_by(_cert(folder / "ca.crt"))
+    # Ending within 30 days: renewed too.
+    rotate_certs(folder, days=10)
+    assert main(argv) == 0
+    renewed = json.loads(capsys.readouterr().out)
+    assert renewed["action"] == "rotate"
+    assert next(c for c in renewed["certificates"]
+                if c["file"].endswith("node.crt"))["days_left"] >= 364
