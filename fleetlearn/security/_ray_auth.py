@@ -189,6 +189,44 @@ def _speaks_tls(host: str, port: int, timeout: float) -> bool:
             return False
 
 
+#: What Ray's C++ GCS client writes to stderr when it is refused ("Failed to get
+#: cluster ID from GCS server: Unauthenticated ..."): the refusal the error line names.
+_GCS_CLIENT_LOG = "gcs_client.cc:"
+
+
+@contextlib.contextmanager
+def _without_gcs_client_warnings() -> Iterator[None]:
+    """Hold this process's stderr (the file descriptor: Ray's C++ logger writes there)
+    while the block runs, then write it back without the GCS client's own lines, so a
+    refused driver prints one line (fleetlearn's, with the cause and the fix) instead
+    of Ray's warning too. Anything else written meanwhile is written back, in order."""
+    import sys
+    import tempfile
+
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no usable stderr: nothing to hold
+        yield
+        return
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        finally:
+            try:
+                sys.stderr.flush()
+            except (OSError, ValueError):
+                pass
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            kept = [line for line in held.read().splitlines(keepends=True)
+                    if _GCS_CLIENT_LOG.encode() not in line]
+            if kept:
+                os.write(2, b"".join(kept))
+
+
 def _token_check(address: str, timeout: float) -> str | None:
     """None when the GCS accepts this process's token setup, else Ray's reason.
 
@@ -209,8 +247,9 @@ def _token_check(address: str, timeout: float) -> str | None:
             result.append(f"{type(exc).__name__}: {' '.join(str(exc).split())}")
 
     thread = threading.Thread(target=ask, name="fleetlearn-ray-preflight", daemon=True)
-    thread.start()
-    thread.join(timeout)
+    with _without_gcs_client_warnings():
+        thread.start()
+        thread.join(timeout)
     if not result:
         return "no answer"
     return result[0]

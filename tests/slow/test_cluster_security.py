@@ -118,6 +118,8 @@ def test_a_driver_without_the_right_certificate_or_token_is_refused_fast_and_cle
     assert took < REFUSED_WITHIN_S, f"refused after {took:.1f} s"
     errors = [ln for ln in done.stderr.splitlines() if ln.startswith("error: ")]
     assert len(errors) == 1, done.stderr
+    # ... and nothing else: not Ray's own warning about the refusal either.
+    assert [ln for ln in done.stderr.splitlines() if ln.strip()] == errors, done.stderr
     assert f"The cluster at {secure_head.address}" in errors[0]
     assert cause in errors[0]
     assert "fleetlearn cluster env" in errors[0]  # ... and the fix
