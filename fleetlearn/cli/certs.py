@@ -21,8 +21,8 @@ from fleetlearn.security import (
     CERT_DAYS,
     WARN_DAYS,
     cert_status,
+    certs_due,
     ensure_certs,
-    has_ca,
     init_certs,
     network_sans,
     rotate_certs,
@@ -90,12 +90,10 @@ def ensure_command(folder: DirArg, san: SanOpt = None, san_network: NetworkOpt =
     30 days or lacks one of the names asked for; else nothing. One line says which."""
     names = _names(san, san_network)
     folder = Path(folder).expanduser().absolute()
-    before = _node_serial(folder) if has_ca(folder) else None
-    had_ca = has_ca(folder)
+    action = certs_due(folder, names) or "none"
     ensure_certs(folder, sans=names)
     infos = cert_status(folder)
     node = next(c for c in infos if Path(c.file).name == "node.crt")
-    action = ("init" if not had_ca else "rotate" if node.serial != before else "none")
     if json_out:
         print_json({"action": action, "folder": str(folder),
                     "certificates": [c.to_dict() for c in infos]})
@@ -106,13 +104,6 @@ def ensure_command(folder: DirArg, san: SanOpt = None, san_network: NetworkOpt =
     console.print(f"{what}: the node certificate names {len(node.sans)} names and ends "
                   f"{node.not_after} ({node.days_left} days; renewed under {WARN_DAYS})",
                   highlight=False, soft_wrap=True)
-
-
-def _node_serial(folder: Path) -> int | None:
-    try:
-        return next(c.serial for c in cert_status(folder) if Path(c.file).name == "node.crt")
-    except Exception:  # noqa: BLE001 - unreadable: ensure_certs renews it
-        return None
 
 
 @app.command("status")

@@ -270,14 +270,11 @@ def compare_to_best(
     for model, scores in maps.items():
         summary = mean_ci(list(scores.values()), confidence)
         # Clipped to what the metric can take (a t interval of accuracies near 1 would
-        # reach past 1); NaN stays NaN.
-        ci_low = summary["ci_low"] if math.isnan(summary["ci_low"]) else max(
-            summary["ci_low"], low)
-        ci_high = summary["ci_high"] if math.isnan(summary["ci_high"]) else min(
-            summary["ci_high"], high)
+        # reach past 1); np.clip keeps NaN.
+        ci_low, ci_high = np.clip([summary["ci_low"], summary["ci_high"]], low, high)
         records.append({"model": model, "folds": summary["n"], "mean": summary["mean"],
-                        "std": summary["std"], "ci_low": ci_low,
-                        "ci_high": ci_high, "t_statistic": math.nan,
+                        "std": summary["std"], "ci_low": float(ci_low),
+                        "ci_high": float(ci_high), "t_statistic": math.nan,
                         "p_value": math.nan, "p_adjusted": math.nan,
                         "tied_with_best": pd.NA, "is_best": False})
     board = pd.DataFrame.from_records(records, columns=columns)

@@ -371,22 +371,33 @@ def rotate_certs(folder: Path | str, days: int = CERT_DAYS, sans: Iterable[str] 
     return folder
 
 
-def ensure_certs(folder: Path | str, sans: Iterable[str] = ()) -> Path:
-    """``folder``'s certificates, made when missing, renewed when the node certificate
-    ends within :data:`WARN_DAYS` days or lacks one of ``sans`` (what ``cluster up``
-    calls at every start)."""
+def certs_due(folder: Path | str, sans: Iterable[str] = ()) -> str | None:
+    """What :func:`ensure_certs` would do to ``folder``: ``"init"`` (no CA),
+    ``"rotate"`` (the node certificate is unreadable, ends within :data:`WARN_DAYS`
+    days or lacks one of ``sans``) or None (current)."""
     folder = Path(folder).expanduser().absolute()
-    wanted = list(sans)
     if not has_ca(folder):
-        return init_certs(folder, wanted)
+        return "init"
     try:
         node = _load_cert(folder / NODE_CERT)
         _load_key(folder / NODE_KEY)
         have = set(_sans_of(node))
         days_left = (node.not_valid_after_utc - _now()).days
     except CertificateError:
-        have, days_left = set(), -1
-    if days_left < WARN_DAYS or not set(wanted) <= have:
+        return "rotate"
+    return "rotate" if days_left < WARN_DAYS or not set(sans) <= have else None
+
+
+def ensure_certs(folder: Path | str, sans: Iterable[str] = ()) -> Path:
+    """``folder``'s certificates, made when missing, renewed when the node certificate
+    ends within :data:`WARN_DAYS` days or lacks one of ``sans`` (what ``cluster up``
+    calls at every start; :func:`certs_due` says which is due)."""
+    folder = Path(folder).expanduser().absolute()
+    wanted = list(sans)
+    due = certs_due(folder, wanted)
+    if due == "init":
+        return init_certs(folder, wanted)
+    if due == "rotate":
         rotate_certs(folder, sans=wanted)
     return folder
 

@@ -22,7 +22,9 @@ import pandas as pd
 import psutil
 import pytest
 from cluster_fixtures import TESTS_DIR, next_ip_block
+from gated_models import wait_until
 from live_server import free_port
+from process_helpers import stop_tree
 from sklearn.datasets import make_classification
 
 from fleetlearn.cluster import LocalCluster, cluster_view, read_state
@@ -78,26 +80,21 @@ def route(address: str, security: dict[str, str], env: dict[str, str]) -> dict:
                             env=child_env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
+
+    def ready() -> bool:
+        assert proc.poll() is None, f"fleetlearn serve exited: {proc.stderr.read()}"
+        try:
+            return httpx.get(f"{url}/healthz", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert proc.poll() is None, f"fleetlearn serve exited: {proc.stderr.read()}"
-            try:
-                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "fleetlearn serve never answered"
-            time.sleep(0.5)
+        wait_until(ready, "fleetlearn serve to answer", 90)
         r = httpx.get(f"{url}/v1/cluster", timeout=30)
         metrics = httpx.get(f"{url}/metrics", timeout=30).text
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
+        stop_tree(proc.pid, timeout_s=30)
+        proc.wait(10)
     assert r.status_code == 200, r.text
     return {**r.json(), "metrics": metrics}
 
