@@ -16,6 +16,7 @@ SIGKILL to what remains of its process tree after the grace.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -324,19 +325,35 @@ class LocalCluster:
         self.state.namespace = f"fleetlearn-{uuid.uuid4().hex[:12]}"
         self._secure_state(workers)
         say = on_progress or (lambda _: None)
-        try:
-            self._start_head_until_up(timeout, say)
-            # One worker at a time: nodes starting together compete for the CPU, and
-            # Ray gives a raylet 30 s to register (a loaded 2-core machine misses it).
-            for k in range(workers):
-                node = self.add_worker()
-                say(f"worker {node.ip} (pid {node.pid})")
-                self.wait_alive(2 + k, timeout=timeout, on_progress=on_progress,
-                                restarts=START_ATTEMPTS - 1)
-        except BaseException:
-            self.stop()
-            raise
-        return self.state
+        for attempt in range(1, START_ATTEMPTS + 1):
+            try:
+                self._start_head_until_up(timeout, say)
+                # One worker at a time: nodes starting together compete for the CPU,
+                # and Ray gives a raylet 30 s to register (a loaded 2-core machine
+                # misses it).
+                for k in range(workers):
+                    node = self.add_worker()
+                    say(f"worker {node.ip} (pid {node.pid})")
+                    self.wait_alive(2 + k, timeout=timeout, on_progress=on_progress,
+                                    restarts=START_ATTEMPTS - 1)
+                return self.state
+            except _HeadExited as exc:
+                # The head registered, then one of its processes died (its raylet
+                # aborts when its agents report late on a loaded machine): nothing
+                # has run on this cluster yet, so it starts again from the head, in a
+                # fresh GCS namespace.
+                self.stop()
+                if attempt == START_ATTEMPTS:
+                    raise
+                say(f"the head exited while the cluster was starting ({exc}); "
+                    "starting the cluster again")
+                self.state.nodes = []
+                self.state.namespace = f"fleetlearn-{uuid.uuid4().hex[:12]}"
+                write_state(self.state)
+            except BaseException:
+                self.stop()
+                raise
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _secure_state(self, workers: int) -> None:
         """Certificates and token for this cluster (made or reused), recorded in the
@@ -467,8 +484,8 @@ class LocalCluster:
                 # still time out: the head is up once Ray lists it alive.
                 self._wait_head_node(head, timeout, old)
                 return
-            except ClusterError as exc:
-                if attempt == START_ATTEMPTS or "exited" not in str(exc):
+            except _HeadExited as exc:
+                if attempt == START_ATTEMPTS:
                     raise
                 say(f"the head failed to start ({exc}); starting it again")
                 self._stop_node(head)
@@ -569,11 +586,12 @@ class LocalCluster:
                     restarted[node.name] = restarted.get(node.name, 0) + 1
                     if on_progress is not None:
                         on_progress(f"{node.name} exited while starting "
-                                    f"({_last_line(Path(node.log))}); starting it again")
+                                    f"({_why_stopped(Path(node.log))}); starting it again")
                     self.add_worker(node.ip)
                     continue
-                raise ClusterError(f"Node {node.name} ({node.ip}) exited while starting; "
-                                   f"see {node.log}: {_last_line(Path(node.log))}")
+                error = _HeadExited if node.role == "head" else ClusterError
+                raise error(f"Node {node.name} ({node.ip}) exited while starting; "
+                            f"see {node.log}: {_why_stopped(Path(node.log))}")
             if time.monotonic() > deadline:
                 raise ClusterError(f"Only {alive} of {n} nodes alive after {timeout:g} s; "
                                    f"logs in {self.folder / 'logs'}.")
@@ -758,14 +776,44 @@ def _port_free(host: str, port: int) -> bool:
     return True
 
 
+class _HeadExited(ClusterError):
+    """The head's ``ray start`` exited before the cluster was up."""
+
+
 def _exited_while_starting(head: NodeRecord) -> ClusterError:
-    return ClusterError(f"The head exited while starting; see {head.log}: "
-                        f"{_last_line(Path(head.log))}")
+    return _HeadExited(f"The head exited while starting; see {head.log}: "
+                        f"{_why_stopped(Path(head.log))}")
 
 
-def _last_line(path: Path) -> str:
+#: What ``ray start --block`` prints when one of its processes dies: this line, the
+#: dead (``raylet [exit code=1]``), then the tail of each one's log.
+_RAY_DIED = "Some Ray subprocesses exited unexpectedly"
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_CLI_PREFIX = re.compile(r"^\S+ \S+\s+\w+ \S+:\d+ -- ")
+_EXIT_CODE = re.compile(r"^(\w+)\s+\[exit code=([^\]]+)\]")
+#: A line of a Ray process's log that says what went wrong: level E(rror) or
+#: C(ritical) in Ray's ``[time L pid tid]`` prefix, or a failed check.
+_RAY_FAULT = re.compile(r"^\[\S+ \S+ [ECF] \d+ \d+\]|Check failed")
+
+
+def _why_stopped(path: Path) -> str:
+    """Why a node's ``ray start`` stopped, from its log: the Ray processes that died,
+    their exit codes and the last error line of their logs when ``ray start`` reported
+    them, else the log's last line."""
     try:
-        lines = [ln for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
+        text = _ANSI.sub("", path.read_text(errors="replace"))
     except OSError:
         return "(no log)"
-    return lines[-1][:300] if lines else "(empty log)"
+    lines = [_CLI_PREFIX.sub("", ln).strip() for ln in text.splitlines() if ln.strip()]
+    if not lines:
+        return "(empty log)"
+    at = max((i for i, ln in enumerate(lines) if _RAY_DIED in ln), default=None)
+    if at is not None:
+        after = lines[at + 1:]
+        dead = [f"{m.group(1)} (exit code {m.group(2)})" for ln in after[:8]
+                if (m := _EXIT_CODE.match(ln))]
+        faults = [ln for ln in after if _RAY_FAULT.search(ln)]
+        if dead:
+            said = "Ray's " + ", ".join(dead) + " exited"
+            return (said + (f"; its log: {faults[-1]}" if faults else ""))[:400]
+    return lines[-1][:300]

@@ -12,6 +12,9 @@ import tempfile
 import time
 
 import psutil
+from cluster_fixtures import next_ip_block
+
+from fleetlearn.cluster import LocalCluster, NodeOptions
 
 
 def test_three_nodes_a_killed_worker_is_dead_and_sigterm_stops_a_node(process_cluster) -> None:
@@ -95,3 +98,44 @@ def test_join_alone_waits_for_the_head_named_in_the_environment(process_cluster,
             proc.kill()
         proc.wait(timeout=30)
         shutil.rmtree(temp, ignore_errors=True)
+
+
+def test_a_head_that_dies_while_its_workers_start_brings_the_cluster_up_again(
+        tmp_path) -> None:
+    """Ray's raylet aborts now and then on a loaded machine after its head registered
+    (its agents report late): ``up`` starts the cluster again instead of failing. The
+    fault here is real: the head's raylet is SIGKILLed once the first worker starts."""
+    block = next_ip_block()
+    cluster = LocalCluster(tmp_path / "c", options=NodeOptions(num_cpus=1, memory=2**31,
+                                                               object_store_memory=100 * 2**20),
+                           head_ip=f"{block}.1", ip_prefix=block)
+    said: list[str] = []
+    killed: dict[str, int] = {}
+
+    def on_progress(message: str) -> None:
+        said.append(message)
+        if message.startswith("worker ") and not killed:
+            assert cluster.state is not None
+            head = cluster.state.head
+            raylet = next(p for p in psutil.Process(head.pid).children(recursive=True)
+                          if p.name() == "raylet")
+            raylet.kill()
+            killed.update(head=head.pid, raylet=raylet.pid)
+
+    try:
+        state = cluster.up(1, timeout=180.0, on_progress=on_progress)
+        assert killed, "the fault was never injected"
+        # The fault happened: that head's ray start and raylet are gone ...
+        assert not psutil.pid_exists(killed["raylet"])
+        assert not psutil.pid_exists(killed["head"]) or \
+            psutil.Process(killed["head"]).status() == psutil.STATUS_ZOMBIE
+        assert any("the head exited while the cluster was starting" in m and
+                   "raylet (exit code -9) exited" in m for m in said), said
+        # ... and the cluster came up again: a new head and its worker, both alive.
+        assert state.head.pid != killed["head"]
+        view = cluster.view()
+        assert sorted(n.ip for n in view.alive) == [f"{block}.1", f"{block}.2"]
+        assert {n.node_id for n in state.nodes} == {n.node_id for n in view.alive}
+    finally:
+        cluster.stop()
+        cluster.cleanup()
