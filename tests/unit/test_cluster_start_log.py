@@ -34,7 +34,8 @@ def test_a_ray_process_that_died_is_named_with_its_exit_code_and_error_line(
     said = _why_stopped(log)
     assert said.startswith("Ray's raylet (exit code 1) exited; its log: ")
     assert "one Ray agent failed, agent_name = dashboard_agent" in said
-    assert "\x1b" not in said and "Remaining processes" not in said
+    assert "\x1b" not in said
+    assert "Remaining processes" not in said
 
 
 def test_a_log_without_ray_s_report_gives_its_last_line(tmp_path: Path) -> None:
