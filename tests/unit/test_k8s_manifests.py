@@ -114,14 +114,21 @@ ALL_RAY = pytest.mark.parametrize("kind", sorted(CRDS))
 # ------------------------------------------------------------------ schemas
 
 
-def test_the_vendored_crds_are_the_ones_recorded_with_their_version() -> None:
+#: Every vendored file and the path it was copied from in KubeRay's repository.
+VENDORED = {**{name: f"helm-chart/kuberay-operator/crds/{name}" for name in CRDS.values()},
+            "kuberay-operator.values.yaml": "helm-chart/kuberay-operator/values.yaml",
+            "wait-for-tls-ip-san.sh": "ray-operator/controllers/ray/common/pod.go"}
+
+
+def test_the_vendored_files_are_the_ones_recorded_with_their_version() -> None:
     record = (SCHEMAS / "README.md").read_text()
-    for name in CRDS.values():
+    for name, source in VENDORED.items():
         digest = hashlib.sha256((SCHEMAS / name).read_bytes()).hexdigest()
         (row,) = [line for line in record.splitlines() if line.startswith(f"| {name} |")]
         assert "| v1.7.0 |" in row
-        assert f"helm-chart/kuberay-operator/crds/{name}" in row
+        assert f"`{source}`" in row
         assert row.rstrip(" |").endswith(digest), f"{name}: sha256 {digest} not recorded"
+    assert {p.name for p in SCHEMAS.iterdir()} == {*VENDORED, "README.md"}
 
 
 def test_kustomization_lists_every_manifest_but_the_example_secret() -> None:
@@ -214,6 +221,74 @@ def test_ray_token_authentication_is_on_and_no_container_turns_it_off(kind: str)
         assert not env.keys() & {"RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"}, name
     for env in spec.get("autoscalerOptions", {}).get("env", []):
         assert env["name"] != "RAY_AUTH_MODE"
+
+
+#: What KubeRay's operator sets itself when ``tlsOptions.enabled`` (SetContainerTLSConfig
+#: in pod.go) and refuses to find set by hand (validateTLSOptions in validation.go).
+TLS_ENV = {"RAY_USE_TLS", "RAY_TLS_SERVER_CERT", "RAY_TLS_SERVER_KEY", "RAY_TLS_CA_CERT"}
+TLS_VOLUME, TLS_PATH = "ray-tls", "/etc/ray/tls"
+
+
+def _tls_conflicts(spec: dict[str, Any]) -> list[str]:
+    """What in a cluster spec the operator refuses next to ``tlsOptions`` (or what would
+    override what it injects): TLS variables, the ``ray-tls`` volume or its mount path."""
+    found = []
+    for group, g in _groups(spec):
+        pod = g["template"]["spec"]
+        if any(v["name"] == TLS_VOLUME for v in pod.get("volumes", [])):
+            found.append(f"{group}: a volume named {TLS_VOLUME}")
+        for c in pod["containers"] + pod.get("initContainers", []):
+            names = {e["name"] for e in c.get("env", [])} & TLS_ENV
+            found += [f"{group}/{c['name']}: {n}" for n in sorted(names)]
+            found += [f"{group}/{c['name']}: a mount at {m['mountPath']}"
+                      for m in c.get("volumeMounts", [])
+                      if m["name"] == TLS_VOLUME or m["mountPath"] == TLS_PATH]
+    scaler = spec.get("autoscalerOptions", {})
+    found += [f"autoscaler: {e['name']}" for e in scaler.get("env", []) if e["name"] in TLS_ENV]
+    found += [f"autoscaler: a mount at {m['mountPath']}" for m in scaler.get("volumeMounts", [])
+              if m["name"] == TLS_VOLUME or m["mountPath"] == TLS_PATH]
+    return found
+
+
+@ALL_RAY
+def test_ray_mutual_tls_is_on_and_left_to_the_operator(kind: str) -> None:
+    spec = _cluster_spec(_doc(kind))
+    assert spec["tlsOptions"] == {"enabled": True}
+    assert _tls_conflicts(spec) == []
+
+
+TLS_BREAKAGES = {
+    "RAY_USE_TLS on a worker": (
+        lambda s: s["workerGroupSpecs"][0]["template"]["spec"]["containers"][0]["env"]
+        .append({"name": "RAY_USE_TLS", "value": "0"}), "RAY_USE_TLS"),
+    "the ray-tls volume on the head": (
+        lambda s: s["headGroupSpec"]["template"]["spec"]["volumes"]
+        .append({"name": "ray-tls", "emptyDir": {}}), "a volume named ray-tls"),
+    "a mount at /etc/ray/tls": (
+        lambda s: s["headGroupSpec"]["template"]["spec"]["containers"][0]["volumeMounts"]
+        .append({"name": "shm", "mountPath": "/etc/ray/tls"}), "a mount at /etc/ray/tls"),
+    "a CA in the autoscaler's env": (
+        lambda s: s["autoscalerOptions"]["env"].append(
+            {"name": "RAY_TLS_CA_CERT", "value": "/ca.crt"}), "autoscaler: RAY_TLS_CA_CERT"),
+}
+
+
+@ALL_RAY
+@pytest.mark.parametrize("breakage", sorted(TLS_BREAKAGES))
+def test_a_copy_that_sets_tls_by_hand_is_caught(kind: str, breakage: str) -> None:
+    broken = copy.deepcopy(_doc(kind))
+    damage, expected = TLS_BREAKAGES[breakage]
+    damage(_cluster_spec(broken))
+    assert any(expected in c for c in _tls_conflicts(_cluster_spec(broken)))
+
+
+def test_the_operator_values_turn_on_mtls_and_keep_the_charts_other_gates() -> None:
+    (ours,) = _load(K8S / "helm" / "kuberay-operator.values.yaml")
+    (chart,) = _load(SCHEMAS / "kuberay-operator.values.yaml")
+    assert set(ours) == {"featureGates"}  # nothing else of the chart's defaults changed
+    expected = [dict(g, enabled=True) if g["name"] == "RayClusterMTLS" else g
+                for g in chart["featureGates"]]
+    assert ours["featureGates"] == expected
 
 
 def _example_secret_keys() -> set[str]:
