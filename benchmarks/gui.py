@@ -17,12 +17,16 @@ Monitoring page open in headless Chromium (Playwright, Debian's ``/usr/bin/chrom
 refreshing every ``--refresh`` seconds (default 1: 720 refreshes in 12 minutes are an
 hour at the default 5 s), while the resident memory of the GUI's process tree is
 sampled every 5 s. Target (issue 11): after an hour of auto-refresh, at most 10 % above
-the memory after the first minute.
+the memory after the first minute. The soak's figures go to ``<out>/gui_soak.json``.
+
+Each run also draws ``<out>/gui.png``: every page's render times against the 2 s
+target and, with ``--soak``, the GUI's memory over time against the +10 % line.
 
 Usage::
 
     python benchmarks/gui.py                    # 1,000 runs, 200 models, 5 repeats
     python benchmarks/gui.py --repeats 1 --soak 720     # + 720 refreshes of Monitoring
+    python benchmarks/gui.py --repeats 1 --soak 3600 --refresh 5   # the issue's hour
     python benchmarks/gui.py --runs 200 --models 50 --repeats 2 --out /tmp/bench
 """
 
@@ -178,6 +182,45 @@ def soak(api_url: str, seconds: float, refresh: float, env_base: dict[str, str]
             "samples": [(round(t, 1), round(m / 2**20, 1)) for t, m in samples]}
 
 
+def plot(pages: dict[str, Any], memory: dict[str, Any] | None, path: Path) -> None:
+    """Render times per page (every repeat, median marked) and, with a soak, RSS over time."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2 if memory else 1, figsize=(13 if memory else 6.5, 4.4),
+                             squeeze=False)
+    ax = axes[0][0]
+    names = list(pages)
+    ax.bar(range(len(names)), [pages[n]["median_s"] for n in names], color="C0", alpha=0.6,
+           label="median")
+    for k, name in enumerate(names):
+        times = pages[name]["all_s"]
+        ax.scatter([k] * len(times), times, color="C0", s=14, zorder=3)
+    ax.axhline(TARGET_S, color="C3", linestyle="--", label=f"target {TARGET_S:g} s")
+    ax.set_xticks(range(len(names)), names)
+    ax.set_ylabel("seconds to first render")
+    ax.set_title("first render of each page (dots: every repeat)")
+    ax.legend(fontsize=8)
+    if memory:
+        ax = axes[0][1]
+        t = [s[0] / 60 for s in memory["samples"]]
+        ax.plot(t, [s[1] for s in memory["samples"]], color="C2", label="GUI process tree RSS")
+        limit = 1.10 * memory["rss_after_1_min_mib"]
+        ax.axhline(limit, color="C3", linestyle="--", label="limit: +10 % of minute 1")
+        ax.axvline(1.0, color="grey", linestyle=":", linewidth=1)
+        ax.set_ylim(0, limit * 1.15)
+        ax.set_xlabel("minutes with Monitoring open")
+        ax.set_ylabel("MiB")
+        ax.set_title(f"memory: {memory['refreshes']} refreshes every {memory['refresh_s']:g} s, "
+                     f"{100 * memory['growth']:+.1f} %")
+        ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=1000)
@@ -223,13 +266,18 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             proc.terminate()
             proc.wait(15)
-    result = {"memory": memory,"runs": args.runs, "models": args.models, "repeats": args.repeats,
+    result = {"runs": args.runs, "models": args.models, "repeats": args.repeats,
               "target_s": TARGET_S, "pages": pages,
               "meets_target": all(pages[p]["max_s"] < TARGET_S for p in ("runs", "models")),
               "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                           "platform": platform.platform()}}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "gui.json").write_text(json.dumps(result, indent=2))
+    if memory:
+        (args.out / "gui_soak.json").write_text(json.dumps(
+            {"memory": memory, "runs": args.runs, "models": args.models,
+             "machine": result["machine"]}, indent=2))
+    plot(pages, memory, args.out / "gui.png")
     print(f"wrote {args.out / 'gui.json'}; Runs and Models under {TARGET_S:g} s: "
           f"{result['meets_target']}", file=sys.stderr)
     return 0

@@ -126,6 +126,9 @@ def test_a_user_trains_watches_aliases_predicts_and_monitors_in_a_browser(
     _browser_or_skip()
     from playwright.sync_api import expect, sync_playwright
 
+    # Every expectation waits as long as an action does: Playwright's own default
+    # for expect is 5 s, short for a loaded 2-core machine.
+    expect.set_options(timeout=WAIT_MS)
     shots = _shots(stack["tmp"])
     table = stack["tmp"] / "people.csv"
     mixed_frame(120, seed=2).to_csv(table, index=False)

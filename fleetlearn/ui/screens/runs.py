@@ -52,21 +52,6 @@ if not rows:
     st.info("No result yet: the leaderboard fills in as the run's units finish.")
     st.stop()
 
-# The figures are the report's, drawn by the server (GET /v1/runs/{id}/figures): held
-# per run and progress, since every click on the page runs this script again and the
-# test-split figures take the server seconds.
-held_figures = st.session_state.get(FIGURES_STATE)
-version = (run_id, run["status"], progress.get("units_done"))
-if held_figures is not None and held_figures[0] == version:
-    figures = held_figures[1]
-else:
-    with st.spinner("The server is drawing the run's figures…"):
-        figures = call(f"draw the figures of run {run_id}",
-                       lambda c: c.run_figures(run_id), stop=False)
-    if figures is not None:
-        st.session_state[FIGURES_STATE] = (version, figures)
-    figures = figures or []
-
 
 def draw(tabs: list[tuple[str, list]], where: str) -> None:
     if not tabs:
@@ -77,6 +62,8 @@ def draw(tabs: list[tuple[str, list]], where: str) -> None:
                 st.plotly_chart(views.plotly_figure(item), key=f"{where}-{item['key']}")
 
 
+# The leaderboard first: the figures take the server seconds to draw, and each
+# dataset's go into the slot held for them below its table once they come.
 st.subheader("Leaderboard")
 st.caption("Ranked by the mean cross-validated score. 'tied with best': not significantly "
            "different from the best (corrected resampled t-test, Holm-adjusted, α = 0.05); "
@@ -84,20 +71,41 @@ st.caption("Ranked by the mean cross-validated score. 'tied with best': not sign
            "dataset's figures: scores per fold, training and learning curves, fit time vs "
            "score, the held-out test split (confusion, ROC and precision-recall, or "
            "predicted vs actual and residuals), permutation importance, trends.")
+slots: dict[str, object] = {}
 for dataset in views.leaderboard_datasets(rows):
     st.markdown(f"**{dataset}**")
     st.dataframe(views.leaderboard_frame(rows, dataset), hide_index=True,
                  key=f"board-{dataset}")
-    draw(views.figure_tabs(figures, dataset), f"fig-{dataset}")
+    slots[dataset] = st.container()
+run_slot = st.container()
+
+# The figures are the report's, drawn by the server (GET /v1/runs/{id}/figures): held
+# per run and progress, since every click on the page runs this script again and the
+# test-split figures take the server seconds.
+held_figures = st.session_state.get(FIGURES_STATE)
+version = (run_id, run["status"], progress.get("units_done"))
+if held_figures is not None and held_figures[0] == version:
+    figures = held_figures[1]
+else:
+    with run_slot, st.spinner("The server is drawing the run's figures…"):
+        figures = call(f"draw the figures of run {run_id}",
+                       lambda c: c.run_figures(run_id), stop=False)
+    if figures is not None:
+        st.session_state[FIGURES_STATE] = (version, figures)
+    figures = figures or []
+for dataset, slot in slots.items():
+    with slot:
+        draw(views.figure_tabs(figures, dataset), f"fig-{dataset}")
 
 compare = call(f"compare the models of run {run_id}", lambda c: c.compare(run_id),
                stop=False) or {}
 run_wide = views.figure_tabs(figures, None)
-if run_wide:
-    st.subheader("Across datasets and serving")
-    draw(run_wide, "fig-run")
-for note in compare.get("notes") or []:
-    st.caption(note)
+with run_slot:
+    if run_wide:
+        st.subheader("Across datasets and serving")
+        draw(run_wide, "fig-run")
+    for note in compare.get("notes") or []:
+        st.caption(note)
 
 st.subheader("Report")
 st.caption("Every figure above with the run's configuration, schemas and lineage, in one "
