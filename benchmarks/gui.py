@@ -210,7 +210,7 @@ def plot(pages: dict[str, Any], memory: dict[str, Any] | None, path: Path) -> No
         limit = 1.10 * memory["rss_after_1_min_mib"]
         ax.axhline(limit, color="C3", linestyle="--", label="limit: +10 % of minute 1")
         ax.axvline(1.0, color="grey", linestyle=":", linewidth=1)
-        ax.set_ylim(0, limit * 1.15)
+        ax.set_ylim(0, max(limit, *(s[1] for s in memory["samples"])) * 1.15)  # a breach shows
         ax.set_xlabel("minutes with Monitoring open")
         ax.set_ylabel("MiB")
         ax.set_title(f"memory: {memory['refreshes']} refreshes every {memory['refresh_s']:g} s, "
